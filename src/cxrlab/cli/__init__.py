@@ -1,0 +1,1 @@
+"""The typer app: thin commands over the library."""

@@ -1,0 +1,66 @@
+"""The ``cxrlab`` command: each group lives in its own module; this file only wires them together."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from cxrlab import __version__
+from cxrlab.cli.common import err_console, new_app
+from cxrlab.errors import CxrlabError
+
+app = new_app("cxrlab: chest X-ray datasets with radiologist annotations, from archives to metrics.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"cxrlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """cxrlab: chest X-ray datasets with radiologist annotations, from archives to metrics."""
+
+
+@app.command()
+def cite() -> None:
+    """Print the BibTeX of VinDr-CXR and ChestX-ray8, as the datasets' providers ask."""
+    from cxrlab.cite import citations
+
+    print(citations())
+
+
+@app.command()
+def demo(
+    work: Annotated[str, typer.Option(help="Folder for the demo's data and outputs.")] = "demo-output",
+    images: Annotated[int, typer.Option(help="Phantom images per dataset.")] = 24,
+    seed: Annotated[int, typer.Option(help="Seed of the phantom data.")] = 0,
+) -> None:
+    """Walk the whole pipeline on phantom data and print what each step made."""
+    from cxrlab.demo import run_demo
+
+    run_demo(work, images=images, seed=seed)
+
+
+def main() -> None:
+    """Entry point: a :class:`CxrlabError` becomes one line on stderr and its exit code, no traceback."""
+    try:
+        app()
+    except CxrlabError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

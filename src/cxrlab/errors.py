@@ -1,0 +1,21 @@
+"""The one exception type the CLI turns into a one-line message on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class CxrlabError(Exception):
+    """A problem with the user's data or arguments: the message names the file and the problem.
+
+    ``exit_code`` is 1 for data problems (DESIGN.md's convention) and 2 for usage errors.
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(CxrlabError):
+    exit_code = 2

@@ -1,0 +1,1 @@
+"""DICOM decoding with the display pipeline, resizing with boxes, and the parallel conversion."""

@@ -1,0 +1,1 @@
+"""Multi-reader labels: consensus, agreement and exports."""

@@ -1,0 +1,1 @@
+"""The official metrics: AUROC with CIs, mAP at IoU 0.4, T(IoBB), and submission checks."""

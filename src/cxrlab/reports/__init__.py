@@ -1,0 +1,1 @@
+"""Labels from free-text radiology reports: mentions, negation, uncertainty."""

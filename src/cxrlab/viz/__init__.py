@@ -1,0 +1,1 @@
+"""Tables, plots and figures a person would rather see than read."""

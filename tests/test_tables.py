@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cxrlab import tables
+from cxrlab.tables import TableError
+
+
+def _images() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "image_id": ["a", "b"],
+            "dataset": ["phantom"] * 2,
+            "split": ["train", "test"],
+            "patient_id": ["p1", "p2"],
+            "path": ["train/a.dicom", "test/b.dicom"],
+            "width": [100, 120],
+            "height": [100, 110],
+            "sex": ["M", None],
+            "age": [45, None],
+            "view": ["PA", "PA"],
+        }
+    )
+
+
+def _findings() -> pd.DataFrame:
+    nan = math.nan
+    return pd.DataFrame(
+        {
+            "image_id": ["a", "a", "b"],
+            "reader": ["R1", "R2", "R1"],
+            "label": ["Nodule/Mass", "Pneumonia", "No finding"],
+            "x_min": [10.0, nan, nan],
+            "y_min": [10.0, nan, nan],
+            "x_max": [20.0, nan, nan],
+            "y_max": [30.0, nan, nan],
+            "score": [1.0, 1.0, 1.0],
+        }
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    tables.save_tables(tmp_path, _images(), _findings())
+    loaded = tables.load_tables(tmp_path)
+    assert loaded.images["image_id"].tolist() == ["a", "b"]
+    assert loaded.findings["label"].tolist() == ["Nodule/Mass", "Pneumonia", "No finding"]
+    assert loaded.findings["x_min"].isna().sum() == 2
+    assert tables.has_box(loaded.findings).tolist() == [True, False, False]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_validation_names_offending_rows() -> None:
+    bad = _findings()
+    bad.loc[0, "x_max"] = 5.0  # x_max <= x_min
+    with pytest.raises(TableError, match=r"1 row\(s\) with x_max <= x_min.*row 0: image_id=a"):
+        tables.validate_findings(bad)
+
+
+def test_partial_box_and_score_are_rejected() -> None:
+    bad = _findings()
+    bad.loc[1, "x_min"] = 3.0
+    bad.loc[2, "score"] = 1.5
+    with pytest.raises(TableError) as info:
+        tables.validate_findings(bad)
+    assert "some but not all box coordinates" in str(info.value)
+    assert "score outside [0, 1]" in str(info.value)
+
+
+def test_unknown_image_and_duplicate_ids() -> None:
+    images = _images()
+    findings = _findings()
+    findings.loc[2, "image_id"] = "zzz"
+    with pytest.raises(TableError, match=r"absent from the images table.*image_id=zzz"):
+        tables.validate_findings(findings, images)
+    dup = pd.concat([images, images.iloc[[0]]])
+    with pytest.raises(TableError, match="duplicated image_id"):
+        tables.validate_images(dup)
+
+
+def test_missing_column_and_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(TableError, match="lacks column"):
+        tables.validate_images(_images().drop(columns=["split"]))
+    broken = tmp_path / "images.parquet"
+    broken.write_bytes(b"not parquet")
+    (tmp_path / "findings.parquet").write_bytes(b"")
+    with pytest.raises(TableError, match=r"images\.parquet: not a readable Parquet file"):
+        tables.load_tables(tmp_path)
+
+
+def test_empty_tables_have_the_schema() -> None:
+    assert list(tables.empty_images().columns) == list(tables.IMAGE_COLUMNS)
+    assert list(tables.empty_findings().columns) == list(tables.FINDING_COLUMNS)
