@@ -9,10 +9,16 @@ import typer
 from rich.markup import escape
 
 from cxrlab import __version__
+from cxrlab.cli import export as _export_cli
+from cxrlab.cli import labels as _labels_cli
+from cxrlab.cli import vindr as _vindr_cli
 from cxrlab.cli.common import err_console, new_app
 from cxrlab.errors import CxrlabError
 
 app = new_app("cxrlab: chest X-ray datasets with radiologist annotations, from archives to metrics.")
+app.add_typer(_vindr_cli.app, name="vindr")
+app.add_typer(_labels_cli.app, name="labels")
+app.command("export")(_export_cli.export_cmd)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,50 @@
+"""``cxrlab export``: the tables as COCO, YOLO, VOC, or the VinDr-CXR releases' own CSVs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cxrlab.cli.common import console, print_json
+
+
+def export_cmd(
+    tables: Annotated[Path, typer.Argument(help="Tables folder to export.")],
+    fmt: Annotated[str, typer.Option("--format", help="coco, yolo, voc, vindr-csv or challenge-csv.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write into.")],
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images", help="Folder of converted images with its manifest: boxes in its coordinates."
+        ),
+    ] = None,
+    reader: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reader", help="Reader(s) to export (repeatable); default: consensus if present, else all."
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Write the findings in a detection or release format; class maps are written beside."""
+    from cxrlab.labels.export import export
+    from cxrlab.tables import load_tables
+
+    t = load_tables(tables)
+    result = export(t.images, t.findings, fmt, out, converted=images, readers=reader)
+    if json_out:
+        print_json(
+            {
+                "out": str(result.out),
+                "files": [str(f) for f in result.files],
+                "counts": result.counts,
+                "notes": result.notes,
+            }
+        )
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+    console.print(f"Exported {fmt} ({counts}) -> {out}")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")

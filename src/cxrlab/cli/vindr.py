@@ -1,0 +1,68 @@
+"""``cxrlab vindr``: index a VinDr-CXR folder (either release) into the images and findings tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cxrlab.cli.common import console, err_console, new_app, print_json
+
+app = new_app("VinDr-CXR: index the PhysioNet or VinBigData-challenge release (DICOMs optional).")
+
+
+@app.command()
+def index(
+    folder: Annotated[
+        Path, typer.Argument(help="The dataset folder (annotations/ or train.csv, train/, test/).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Tables folder to write (images.parquet, findings.parquet).")
+    ],
+    allow_unknown: Annotated[
+        bool,
+        typer.Option("--allow-unknown", help="Keep labels that are not VinDr labels instead of failing."),
+    ] = False,
+    no_dicom: Annotated[
+        bool, typer.Option("--no-dicom", help="Do not read DICOM headers even where the files are present.")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Threads reading DICOM headers (0: automatic).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the index report as JSON.")] = False,
+) -> None:
+    """Read labels and DICOM headers, report every inconsistency and the rule applied, write the tables."""
+    from cxrlab.datasets.vindr import index_vindr, write_report
+    from cxrlab.tables import save_tables
+
+    result = index_vindr(
+        folder,
+        allow_unknown=allow_unknown,
+        read_dicom=not no_dicom,
+        workers=workers or None,
+        progress=not json_out,
+    )
+    save_tables(out, result.images, result.findings)
+    write_report(result, out)
+    report = result.report()
+    if json_out:
+        print_json(report)
+        return
+    per_split = ", ".join(f"{k} {v}" for k, v in report["images_per_split"].items())
+    console.print(
+        f"Indexed {report['images']} images ({per_split})"
+        f", {report['findings']} findings, {report['boxes']} boxes, {report['readers']} readers "
+        f"[dim]({result.layout} layout)[/dim] -> {out}"
+    )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    if result.issues:
+        table = Table(title="Inconsistencies and the rule applied", title_justify="left")
+        for col in ("issue", "count", "rule", "example"):
+            table.add_column(col, overflow="fold")
+        for i in result.issues:
+            table.add_row(i.kind, str(i.count), i.rule, i.examples[0] if i.examples else "")
+        console.print(table)
+        err_console.print(f"all examples: {out / 'vindr_index_report.json'}")
+    else:
+        console.print("No inconsistencies found.")

@@ -1,0 +1,237 @@
+"""Observer variability: how much the readers of the same images agree, per label, overall and per reader.
+
+Boxes are ``x_min, y_min, x_max, y_max`` in pixels of the original image, origin top-left.
+
+- **Presence**: Fleiss' kappa per label on "did this reader report the label on this image" (a box or an
+  image-level row), over the images read by the most common number of human readers (Fleiss' kappa needs the
+  same number of ratings per subject; the other images are counted and left out). "Overall" pools every
+  (image, label) pair as one subject. Per reader: Cohen's kappa of the reader against each co-reader on the
+  same (image, label) pairs, averaged over co-readers weighted by the number of shared images.
+- **Boxes**: for every image and every pair of its readers, per label, the two readers' boxes are matched
+  one-to-one by the Hungarian algorithm (scipy's ``linear_sum_assignment`` maximising total IoU); a pair with
+  IoU >= ``iou`` counts as agreement. F1 = 2 x matches / (boxes of one + boxes of the other); mean IoU is over
+  the matched pairs. A reader's figures pool every pair it is part of.
+The ``consensus`` reader and model readers (score < 1) are left out: this measures the radiologists.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from cxrlab.errors import CxrlabError
+from cxrlab.labels.consensus import CONSENSUS, box_iou
+from cxrlab.tables import BOX_COLUMNS, conform_findings
+
+
+def fleiss_kappa(counts: np.ndarray) -> float:
+    """Fleiss' kappa of (N subjects, k categories) rating counts, every row summing to the same n >= 2.
+
+    NaN when agreement by chance is total (every rating in one category).
+    """
+    counts = np.asarray(counts, dtype=float)
+    if counts.ndim != 2 or len(counts) == 0:
+        return float("nan")
+    n = counts.sum(axis=1)
+    if not np.all(n == n[0]) or n[0] < 2:
+        raise ValueError("Fleiss' kappa needs the same number (>= 2) of ratings for every subject")
+    n0 = n[0]
+    p_i = ((counts**2).sum(axis=1) - n0) / (n0 * (n0 - 1))
+    p_bar = p_i.mean()
+    p_j = counts.sum(axis=0) / counts.sum()
+    p_e = float((p_j**2).sum())
+    if np.isclose(p_e, 1.0):
+        return float("nan")
+    return float((p_bar - p_e) / (1 - p_e))
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's kappa of two binary rating vectors; NaN when chance agreement is total."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if len(a) == 0:
+        return float("nan")
+    po = float(np.mean(a == b))
+    pa, pb = a.mean(), b.mean()
+    pe = float(pa * pb + (1 - pa) * (1 - pb))
+    if np.isclose(pe, 1.0):
+        return float("nan")
+    return (po - pe) / (1 - pe)
+
+
+def match_boxes(a: np.ndarray, b: np.ndarray, iou_thr: float) -> np.ndarray:
+    """IoUs of the one-to-one matches (Hungarian, maximum total IoU) at IoU >= ``iou_thr``; (N,4),(M,4)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros(0)
+    iou = box_iou(a, b)
+    rows, cols = linear_sum_assignment(iou, maximize=True)
+    got = iou[rows, cols]
+    return got[got >= iou_thr]
+
+
+@dataclass
+class _Acc:
+    boxes: int = 0
+    matches: int = 0
+    iou_sum: float = 0.0
+
+    def add(self, n_boxes: int, ious: np.ndarray) -> None:
+        self.boxes += n_boxes
+        self.matches += len(ious)
+        self.iou_sum += float(ious.sum())
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "box_f1": 2 * self.matches / self.boxes if self.boxes else None,
+            "mean_iou": self.iou_sum / self.matches if self.matches else None,
+            "box_matches": self.matches,
+        }
+
+
+@dataclass
+class Agreement:
+    labels: list[dict[str, Any]]
+    overall: dict[str, Any]
+    readers: list[dict[str, Any]]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"info": self.info, "overall": self.overall, "labels": self.labels, "readers": self.readers}
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x is None or np.isnan(x) else float(x)
+
+
+def agreement(findings: pd.DataFrame, *, iou: float = 0.4) -> Agreement:
+    """Presence kappa and pairwise box agreement of the human readers (module docstring)."""
+    f = conform_findings(findings)
+    f = f[(f["reader"] != CONSENSUS) & (f["score"] >= 1.0)]
+    if f.empty:
+        raise CxrlabError("no human reader in the findings table: nothing to measure agreement on")
+    readers_of = f.groupby("image_id")["reader"].unique()
+    n_per = readers_of.map(len)
+    multi = n_per[n_per >= 2]
+    if multi.empty:
+        raise CxrlabError("no image has two or more readers: agreement needs several readers per image")
+    n_modal = int(multi.mode().iloc[0])
+    kappa_ids = multi.index[multi == n_modal]
+    labels = sorted(f["label"].unique())
+
+    # Presence: (image, reader, label) -> reported.
+    present = f[["image_id", "reader", "label"]].drop_duplicates()
+    counts = (
+        present[present["image_id"].isin(kappa_ids)]
+        .groupby(["label", "image_id"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(index=labels, columns=kappa_ids, fill_value=0)
+    )
+    c = counts.to_numpy()
+    per_label_kappa = {
+        lab: fleiss_kappa(np.stack([n_modal - row, row], axis=1)) for lab, row in zip(labels, c, strict=True)
+    }
+    pooled = fleiss_kappa(np.stack([n_modal - c.ravel(), c.ravel()], axis=1))
+
+    # Boxes, pairwise, one pass over arrays sorted by image.
+    has = f[BOX_COLUMNS].notna().all(axis=1).to_numpy()
+    bx = f[has]
+    per_label: dict[str, _Acc] = defaultdict(_Acc)
+    per_reader: dict[str, _Acc] = defaultdict(_Acc)
+    total = _Acc()
+    if not bx.empty:
+        img_codes, img_names = pd.factorize(bx["image_id"], sort=True)
+        order = np.argsort(img_codes, kind="stable")
+        xy = bx[BOX_COLUMNS].to_numpy(dtype=float)[order]
+        rd = bx["reader"].to_numpy(dtype=object)[order]
+        lb = bx["label"].to_numpy(dtype=object)[order]
+        ic = img_codes[order]
+        starts = np.flatnonzero(np.r_[True, ic[1:] != ic[:-1]])
+        ends = np.r_[starts[1:], len(ic)]
+        for g, (s, e) in enumerate(zip(starts, ends, strict=True)):
+            readers = sorted(readers_of[img_names[g]])
+            if len(readers) < 2:
+                continue
+            b, r, lab = xy[s:e], rd[s:e], lb[s:e]
+            for label in np.unique(lab):
+                sel = lab == label
+                for ra, rb in combinations(readers, 2):
+                    ba, bb = b[sel & (r == ra)], b[sel & (r == rb)]
+                    if len(ba) == 0 and len(bb) == 0:
+                        continue
+                    ious = match_boxes(ba, bb, iou)
+                    n = len(ba) + len(bb)
+                    per_label[label].add(n, ious)
+                    total.add(n, ious)
+                    per_reader[ra].add(n, ious)
+                    per_reader[rb].add(n, ious)
+
+    # Per reader presence: Cohen's kappa against each co-reader on shared images.
+    matrix = present.assign(v=True).pivot_table(
+        index=["image_id", "label"], columns="reader", values="v", aggfunc="any", fill_value=False
+    )
+    reader_rows = []
+    all_readers = sorted(f["reader"].unique(), key=_reader_key)
+    image_sets = {r: set(f.loc[f["reader"] == r, "image_id"]) for r in all_readers}
+    pair_kappa: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for ra, rb in combinations(all_readers, 2):
+        shared = image_sets[ra] & image_sets[rb]
+        if not shared:
+            continue
+        sub = matrix[matrix.index.get_level_values(0).isin(shared)]
+        # every (shared image, label) pair, absent ones included
+        full = pd.MultiIndex.from_product([sorted(shared), labels], names=["image_id", "label"])
+        sub = sub.reindex(full, fill_value=False)
+        k = cohen_kappa(sub[ra].to_numpy(), sub[rb].to_numpy())
+        if not np.isnan(k):
+            pair_kappa[ra].append((k, len(shared)))
+            pair_kappa[rb].append((k, len(shared)))
+    for r in all_readers:
+        ks = pair_kappa.get(r, [])
+        weight = sum(w for _, w in ks)
+        reader_rows.append(
+            {
+                "reader": r,
+                "images": len(image_sets[r]),
+                "boxes": int((bx["reader"] == r).sum()),
+                "kappa": sum(k * w for k, w in ks) / weight if weight else None,
+                **per_reader[r].figures(),
+            }
+        )
+    label_rows = []
+    for lab, row in zip(labels, c, strict=True):
+        label_rows.append(
+            {
+                "label": lab,
+                "images_reported": int((row > 0).sum()),
+                "kappa": _nan_to_none(per_label_kappa[lab]),
+                "boxes": int((bx["label"] == lab).sum()),
+                **per_label[lab].figures(),
+            }
+        )
+    finite = [k for k in per_label_kappa.values() if not np.isnan(k)]
+    overall = {
+        "kappa_pooled": _nan_to_none(pooled),
+        "kappa_mean": float(np.mean(finite)) if finite else None,
+        **total.figures(),
+    }
+    info = {
+        "images": len(n_per),
+        "images_with_several_readers": len(multi),
+        "readers_per_image": n_modal,
+        "images_in_kappa": len(kappa_ids),
+        "images_left_out_of_kappa": int(len(multi) - len(kappa_ids)),
+        "iou": iou,
+        "matching": "hungarian (scipy linear_sum_assignment, maximum total IoU)",
+    }
+    return Agreement(label_rows, overall, reader_rows, info)
+
+
+def _reader_key(name: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return (int(digits) if digits else 10**9, name)

@@ -1,0 +1,479 @@
+"""Views of the two tables in the formats detection tools and the VinDr-CXR releases use.
+
+Boxes in the tables are ``x_min, y_min, x_max, y_max`` in pixels of the original image, origin top-left. With
+``converted`` (a folder of converted images and its manifest: ``image_id, width, height, scale_x, scale_y,
+pad_x, pad_y, output``) boxes become ``x * scale_x + pad_x``, ``y * scale_y + pad_y`` clipped to the new size,
+and the file names and sizes are the converted ones.
+
+Formats (files are written under a temporary name, then renamed):
+
+- ``coco``: ``annotations.json`` (``images`` with width/height, ``annotations`` with ``bbox`` x, y, w, h,
+  ``area``, ``iscrowd`` 0 and the ``reader``/``score``/``n_readers`` of the row, ``categories``). Category ids
+  are the class index + 1 (COCO starts at 1; torchvision's detection models keep 0 for the background).
+- ``yolo``: ``labels/<split>/<image_id>.txt`` with ``class x_center y_center width height`` normalised to [0,
+  1] (an image without boxes has an empty file: a negative example), ``images/<split>/`` with links to the
+  converted images when given, and ``data.yaml`` (``path``, ``train``, ``val``, ``names``). Needs image sizes.
+- ``voc``: ``Annotations/<image_id>.xml`` (integer pixel corners, as VOC writes them) and
+  ``ImageSets/Main/<split>.txt``.
+- ``vindr-csv``: the PhysioNet release's ``annotations/annotations_{train,test}.csv`` (local labels and ``No
+  finding``) and ``image_labels_{train,test}.csv`` (every label, 0/1); the test split's reader is the
+  ``consensus``; a ``consensus`` of training images is written with rad_id ``consensus``.
+- ``challenge-csv``: the challenge's ``train.csv`` with ``class_id``; labels outside its 14 classes are left
+  out and counted, and a reader left with nothing on an image gets ``No finding`` (14), as in the challenge.
+
+Class maps are written beside (``classes.json``, and ``classes.txt`` one name a line in id order). The class
+list is the challenge's 14 when every exported box label is one of them, else VinDr's 22 local labels (else
+the labels as found, sorted). Only rows with boxes go to coco/yolo/voc; by default the ``consensus`` reader
+when the table has one, else every reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.labels.consensus import CONSENSUS
+from cxrlab.tables import BOX_COLUMNS
+from cxrlab.taxonomy import NO_FINDING, VINDR_CHALLENGE, VINDR_GLOBAL, VINDR_LOCAL
+
+FORMATS = ("coco", "yolo", "voc", "vindr-csv", "challenge-csv")
+MANIFEST_COLUMNS = ["image_id", "width", "height", "scale_x", "scale_y", "pad_x", "pad_y", "output"]
+MANIFEST_NAMES = ("manifest.parquet", "manifest.csv")
+CHALLENGE_CLASSES = VINDR_CHALLENGE.findings
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_csv(path: Path, df: pd.DataFrame) -> Path:
+    return _write_text(path, df.to_csv(index=False, lineterminator="\n"))
+
+
+def read_manifest(converted: str | Path) -> pd.DataFrame:
+    """The converted folder's manifest: per image the new size, the scale and padding, the output file."""
+    converted = Path(converted)
+    for name in MANIFEST_NAMES:
+        path = converted / name
+        if path.is_file():
+            df = (
+                pd.read_parquet(path)
+                if path.suffix == ".parquet"
+                else pd.read_csv(path, dtype={"image_id": str})
+            )
+            break
+    else:
+        raise CxrlabError(f"{converted}: no conversion manifest ({' or '.join(MANIFEST_NAMES)})")
+    df = df.copy()
+    for c, default in (("pad_x", 0.0), ("pad_y", 0.0)):
+        if c not in df.columns:
+            df[c] = default
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise CxrlabError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
+    return (
+        df[MANIFEST_COLUMNS].astype({"image_id": str, "output": str}).drop_duplicates("image_id", keep="last")
+    )
+
+
+def _select_readers(findings: pd.DataFrame, readers: Sequence[str] | None) -> pd.DataFrame:
+    present = set(findings["reader"].dropna().unique())
+    if readers:
+        unknown = [r for r in readers if r not in present]
+        if unknown:
+            raise UsageError(
+                f"reader(s) {', '.join(unknown)} not in the findings; found {', '.join(sorted(present))}"
+            )
+        return findings[findings["reader"].isin(list(readers))]
+    if CONSENSUS in present:
+        return findings[findings["reader"] == CONSENSUS]
+    return findings
+
+
+def class_list(labels: Sequence[str]) -> tuple[str, list[str]]:
+    """(name, classes) for the exported box labels: the challenge's 14, VinDr's 22 local, or as found."""
+    found = set(labels)
+    if found <= set(CHALLENGE_CLASSES):
+        return "vindr-challenge", list(CHALLENGE_CLASSES)
+    if found <= set(VINDR_LOCAL):
+        return "vindr-local", list(VINDR_LOCAL)
+    return "found", sorted(found)
+
+
+@dataclass
+class _Prepared:
+    images: pd.DataFrame  # image_id, split, file_name, width, height (float, NaN unknown)
+    boxes: pd.DataFrame  # image_id, label, class, boxes, reader, score, n_readers?
+    classes: list[str]
+    class_set: str
+    notes: list[str]
+
+
+def _prepare(
+    images: pd.DataFrame, findings: pd.DataFrame, readers: Sequence[str] | None, converted: str | Path | None
+) -> _Prepared:
+    notes: list[str] = []
+    f = _select_readers(findings, readers)
+    boxed = f[f[BOX_COLUMNS].notna().all(axis=1)].copy()
+    class_set, classes = class_list(sorted(boxed["label"].unique()))
+    img = images[["image_id", "split", "path", "width", "height"]].copy()
+    img["width"] = img["width"].astype(float)
+    img["height"] = img["height"].astype(float)
+    img["file_name"] = img["path"].astype(str)
+    if converted is not None:
+        manifest = read_manifest(converted)
+        m = img[["image_id"]].merge(manifest, on="image_id", how="left")
+        absent = m["output"].isna()
+        if absent.any():
+            notes.append(
+                f"{int(absent.sum())} image(s) not in the conversion manifest were left out "
+                f"(e.g. {m.loc[absent, 'image_id'].iloc[0]})"
+            )
+        keep = ~absent.to_numpy()
+        img, m = img[keep].reset_index(drop=True), m[keep].reset_index(drop=True)
+        img["width"], img["height"] = m["width"].astype(float), m["height"].astype(float)
+        img["file_name"] = m["output"]
+        boxed = boxed[boxed["image_id"].isin(img["image_id"])]
+        t = boxed[["image_id"]].merge(m, on="image_id", how="left")
+        xy = boxed[BOX_COLUMNS].to_numpy(dtype=float)
+        sx, sy = t["scale_x"].to_numpy(float), t["scale_y"].to_numpy(float)
+        px, py = t["pad_x"].to_numpy(float), t["pad_y"].to_numpy(float)
+        w, h = t["width"].to_numpy(float), t["height"].to_numpy(float)
+        xy = np.stack(
+            [
+                np.clip(xy[:, 0] * sx + px, 0, w),
+                np.clip(xy[:, 1] * sy + py, 0, h),
+                np.clip(xy[:, 2] * sx + px, 0, w),
+                np.clip(xy[:, 3] * sy + py, 0, h),
+            ],
+            axis=1,
+        )
+        boxed[BOX_COLUMNS] = xy
+    boxed = boxed[boxed["image_id"].isin(img["image_id"])]
+    boxed["class_index"] = boxed["label"].map({c: i for i, c in enumerate(classes)})
+    unmapped = boxed["class_index"].isna()
+    if unmapped.any():
+        notes.append(f"{int(unmapped.sum())} box(es) with labels outside the class list were left out")
+        boxed = boxed[~unmapped]
+    boxed["class_index"] = boxed["class_index"].astype(int)
+    return _Prepared(img.reset_index(drop=True), boxed.reset_index(drop=True), classes, class_set, notes)
+
+
+def _write_class_maps(out: Path, classes: list[str], class_set: str, id_offset: int) -> list[Path]:
+    payload = {
+        "class_set": class_set,
+        "id_offset": id_offset,
+        "classes": [
+            {
+                "id": i + id_offset,
+                "index": i,
+                "name": c,
+                "challenge_class_id": VINDR_CHALLENGE.class_ids.get(c),
+            }
+            for i, c in enumerate(classes)
+        ],
+    }
+    return [
+        _write_text(out / "classes.json", json.dumps(payload, indent=2) + "\n"),
+        _write_text(out / "classes.txt", "".join(f"{c}\n" for c in classes)),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ formats
+
+
+def to_coco(p: _Prepared) -> dict[str, Any]:
+    """A COCO detection dict (bbox x, y, w, h in pixels; category ids = class index + 1)."""
+    ids = {iid: k + 1 for k, iid in enumerate(p.images["image_id"])}
+    coco_images = [
+        {
+            "id": ids[r.image_id],
+            "file_name": r.file_name,
+            "width": _int_or_none(r.width),
+            "height": _int_or_none(r.height),
+            "image_id": r.image_id,
+            "split": r.split,
+        }
+        for r in p.images.itertuples()
+    ]
+    b = p.boxes
+    xy = b[BOX_COLUMNS].to_numpy(dtype=float)
+    w, h = xy[:, 2] - xy[:, 0], xy[:, 3] - xy[:, 1]
+    has_n = "n_readers" in b.columns
+    anns = []
+    for k, r in enumerate(b.itertuples()):
+        ann = {
+            "id": k + 1,
+            "image_id": ids[r.image_id],
+            "category_id": int(r.class_index) + 1,
+            "bbox": [float(xy[k, 0]), float(xy[k, 1]), float(w[k]), float(h[k])],
+            "area": float(w[k] * h[k]),
+            "iscrowd": 0,
+            "reader": r.reader,
+            "score": float(r.score),
+        }
+        if has_n and not pd.isna(r.n_readers):
+            ann["n_readers"] = int(r.n_readers)
+        anns.append(ann)
+    categories = [{"id": i + 1, "name": c, "supercategory": "finding"} for i, c in enumerate(p.classes)]
+    return {
+        "info": {"description": "cxrlab export", "coordinates": "bbox is x, y, width, height in pixels"},
+        "images": coco_images,
+        "annotations": anns,
+        "categories": categories,
+    }
+
+
+def _int_or_none(v: float) -> int | None:
+    return None if v is None or np.isnan(v) else int(v)
+
+
+def _export_coco(p: _Prepared, out: Path, result: ExportResult) -> None:
+    if p.images["width"].isna().any():
+        result.notes.append("image sizes unknown for some images: their COCO width/height are null")
+    result.files.append(_write_text(out / "annotations.json", json.dumps(to_coco(p)) + "\n"))
+    result.files += _write_class_maps(out, p.classes, p.class_set, 1)
+
+
+def _export_yolo(p: _Prepared, out: Path, result: ExportResult, converted: Path | None) -> None:
+    unknown = p.images["width"].isna() | p.images["height"].isna()
+    if unknown.any():
+        raise CxrlabError(
+            f"YOLO needs image sizes to normalise boxes; {int(unknown.sum())} image(s) have none "
+            f"(e.g. {p.images.loc[unknown, 'image_id'].iloc[0]}): index with the DICOMs or give --images"
+        )
+    size = p.images.set_index("image_id")[["width", "height"]]
+    b = p.boxes
+    wh = size.reindex(b["image_id"]).to_numpy(dtype=float)
+    xy = b[BOX_COLUMNS].to_numpy(dtype=float)
+    xc = (xy[:, 0] + xy[:, 2]) / 2 / wh[:, 0]
+    yc = (xy[:, 1] + xy[:, 3]) / 2 / wh[:, 1]
+    bw = (xy[:, 2] - xy[:, 0]) / wh[:, 0]
+    bh = (xy[:, 3] - xy[:, 1]) / wh[:, 1]
+    lines: dict[str, list[str]] = {}
+    for k, (iid, cls) in enumerate(zip(b["image_id"], b["class_index"], strict=True)):
+        lines.setdefault(iid, []).append(f"{cls} {xc[k]:.6f} {yc[k]:.6f} {bw[k]:.6f} {bh[k]:.6f}\n")
+    splits = []
+    for r in p.images.itertuples():
+        split = r.split if isinstance(r.split, str) else "train"
+        if split not in splits:
+            splits.append(split)
+        _write_text(out / "labels" / split / f"{r.image_id}.txt", "".join(lines.get(r.image_id, [])))
+        if converted is not None:
+            src = (converted / r.file_name).resolve()
+            link = out / "images" / split / f"{r.image_id}{src.suffix}"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(os.path.relpath(src, link.parent))
+        else:
+            (out / "images" / split).mkdir(parents=True, exist_ok=True)
+    if converted is None:
+        result.notes.append(
+            "no --images given: images/ is empty; put the converted images there under the same "
+            "names as labels/"
+        )
+    val = "test" if "test" in splits else ("val" if "val" in splits else splits[0] if splits else "train")
+    yaml = [
+        f"path: {out.resolve()}",
+        f"train: images/{'train' if 'train' in splits else val}",
+        f"val: images/{val}",
+    ]
+    if "test" in splits:
+        yaml.append("test: images/test")
+    yaml.append(f"nc: {len(p.classes)}")
+    yaml.append("names:")
+    yaml += [f"  {i}: {json.dumps(c)}" for i, c in enumerate(p.classes)]
+    result.files.append(_write_text(out / "data.yaml", "\n".join(yaml) + "\n"))
+    result.files += _write_class_maps(out, p.classes, p.class_set, 0)
+    result.counts["label_files"] = len(p.images)
+
+
+def _export_voc(p: _Prepared, out: Path, result: ExportResult) -> None:
+    groups = {iid: g for iid, g in p.boxes.groupby("image_id", sort=False)}
+    ids_by_split: dict[str, list[str]] = {}
+    for r in p.images.itertuples():
+        root = ET.Element("annotation")
+        ET.SubElement(root, "folder").text = str(Path(r.file_name).parent)
+        ET.SubElement(root, "filename").text = Path(r.file_name).name
+        size = ET.SubElement(root, "size")
+        ET.SubElement(size, "width").text = str(_int_or_none(r.width) or 0)
+        ET.SubElement(size, "height").text = str(_int_or_none(r.height) or 0)
+        ET.SubElement(size, "depth").text = "1"
+        ET.SubElement(root, "segmented").text = "0"
+        g = groups.get(r.image_id)
+        if g is not None:
+            for row in g.itertuples():
+                obj = ET.SubElement(root, "object")
+                ET.SubElement(obj, "name").text = row.label
+                ET.SubElement(obj, "pose").text = "Unspecified"
+                ET.SubElement(obj, "truncated").text = "0"
+                ET.SubElement(obj, "difficult").text = "0"
+                box = ET.SubElement(obj, "bndbox")
+                for tag, col in (("xmin", "x_min"), ("ymin", "y_min"), ("xmax", "x_max"), ("ymax", "y_max")):
+                    ET.SubElement(box, tag).text = str(round(getattr(row, col)))
+        ET.indent(root)
+        _write_text(out / "Annotations" / f"{r.image_id}.xml", ET.tostring(root, encoding="unicode") + "\n")
+        ids_by_split.setdefault(r.split if isinstance(r.split, str) else "train", []).append(r.image_id)
+    for split, ids in ids_by_split.items():
+        result.files.append(
+            _write_text(out / "ImageSets" / "Main" / f"{split}.txt", "".join(f"{i}\n" for i in ids))
+        )
+    if p.images["width"].isna().any():
+        result.notes.append("image sizes unknown for some images: their VOC <size> is 0")
+    result.files += _write_class_maps(out, p.classes, p.class_set, 0)
+    result.counts["xml_files"] = len(p.images)
+
+
+def _coord_frame(df: pd.DataFrame) -> pd.DataFrame:
+    return df[BOX_COLUMNS].astype(float)
+
+
+def _export_vindr_csv(images: pd.DataFrame, findings: pd.DataFrame, out: Path, result: ExportResult) -> None:
+    split = findings["image_id"].map(images.set_index("image_id")["split"])
+    ann = out / "annotations"
+    label_columns = list(VINDR_LOCAL) + list(VINDR_GLOBAL)
+    extra = sorted(set(findings["label"]) - set(label_columns))
+    if extra:
+        result.notes.append(f"labels outside VinDr's 28 written as extra columns: {', '.join(extra)}")
+    in_box_file = findings["label"].isin([*VINDR_LOCAL, NO_FINDING, *extra]) | findings[
+        BOX_COLUMNS
+    ].notna().all(axis=1)
+    is_cons = findings["reader"] == CONSENSUS
+    test = (split == "test").to_numpy()
+    skipped = test & ~is_cons.to_numpy()
+    if skipped.any():
+        result.notes.append(f"{int(skipped.sum())} test row(s) of readers other than consensus left out")
+    train_rows = findings[~test]
+    test_rows = findings[test & is_cons.to_numpy()]
+    for name, rows, has_reader in (("train", train_rows, True), ("test", test_rows, False)):
+        if rows.empty:
+            continue
+        box = rows[in_box_file.loc[rows.index]]
+        table = pd.DataFrame({"image_id": box["image_id"]})
+        if has_reader:
+            table["rad_id"] = box["reader"]
+        table["class_name"] = box["label"]
+        table = pd.concat([table, _coord_frame(box)], axis=1)
+        result.files.append(_write_csv(ann / f"annotations_{name}.csv", table))
+        result.counts[f"annotations_{name}_rows"] = len(table)
+        key = ["image_id", "reader"] if has_reader else ["image_id"]
+        ticks = rows[[*key, "label"]].drop_duplicates().assign(v=1)
+        wide = ticks.pivot_table(index=key, columns="label", values="v", aggfunc="max", fill_value=0)
+        columns = label_columns + extra
+        wide = wide.reindex(columns=columns, fill_value=0).astype(int).reset_index()
+        if has_reader:
+            wide = wide.rename(columns={"reader": "rad_id"})
+        else:
+            wide = wide.rename(columns={"Other diseases": "Other disease"})  # the test file's spelling
+        result.files.append(_write_csv(ann / f"image_labels_{name}.csv", wide))
+        result.counts[f"image_labels_{name}_rows"] = len(wide)
+
+
+def _export_challenge_csv(
+    images: pd.DataFrame, findings: pd.DataFrame, out: Path, result: ExportResult
+) -> None:
+    split = findings["image_id"].map(images.set_index("image_id")["split"])
+    rows = findings[(split != "test").to_numpy()]
+    left_test = int((split == "test").sum())
+    if left_test:
+        result.notes.append(
+            f"{left_test} test-split row(s) left out (the challenge's train.csv has no test labels)"
+        )
+    keep = rows["label"].isin(VINDR_CHALLENGE.labels)
+    if (~keep).any():
+        result.notes.append(
+            f"{int((~keep).sum())} row(s) with labels outside the challenge's 15 left out "
+            f"({', '.join(sorted(rows.loc[~keep, 'label'].unique())[:6])})"
+        )
+    pairs = rows[["image_id", "reader"]].drop_duplicates()
+    kept = rows[keep]
+    empty = pairs.merge(kept[["image_id", "reader"]].drop_duplicates(), how="left", indicator=True)
+    empty = empty[empty["_merge"] == "left_only"][["image_id", "reader"]]
+    if len(empty):
+        result.notes.append(
+            f"{len(empty)} reader/image pair(s) left without a challenge label got 'No finding'"
+        )
+    nf = empty.assign(label=NO_FINDING, **{c: np.nan for c in BOX_COLUMNS})
+    kept = pd.concat([kept[["image_id", "reader", "label", *BOX_COLUMNS]], nf], ignore_index=True)
+    kept = kept.sort_values(["image_id", "reader", "label"], kind="stable")
+    table = pd.DataFrame(
+        {
+            "image_id": kept["image_id"],
+            "class_name": kept["label"],
+            "class_id": kept["label"].map(VINDR_CHALLENGE.class_ids).astype(int),
+            "rad_id": kept["reader"],
+        }
+    )
+    table = pd.concat([table, _coord_frame(kept)], axis=1)
+    result.files.append(_write_csv(out / "train.csv", table))
+    result.counts["train_rows"] = len(table)
+    payload = {
+        "class_set": "vindr-challenge",
+        "classes": [{"id": i, "name": c} for c, i in VINDR_CHALLENGE.class_ids.items()],
+    }
+    result.files.append(_write_text(out / "classes.json", json.dumps(payload, indent=2) + "\n"))
+
+
+def export(
+    images: pd.DataFrame,
+    findings: pd.DataFrame,
+    fmt: str,
+    out: str | Path,
+    *,
+    converted: str | Path | None = None,
+    readers: Sequence[str] | None = None,
+) -> ExportResult:
+    """Write ``fmt`` into ``out`` (module docstring). Original files are never touched."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format '{fmt}'; choose from {', '.join(FORMATS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(out)
+    if fmt in ("vindr-csv", "challenge-csv"):
+        if converted is not None:
+            raise UsageError(f"--images applies to coco, yolo and voc; {fmt} keeps the original pixels")
+        f = findings if not readers else _select_readers(findings, readers)
+        f = f.drop(columns=[c for c in f.columns if c == "n_readers"])
+        (_export_vindr_csv if fmt == "vindr-csv" else _export_challenge_csv)(images, f, out, result)
+        return result
+    p = _prepare(images, findings, readers, converted)
+    result.notes += p.notes
+    result.counts.update(images=len(p.images), boxes=len(p.boxes), classes=len(p.classes))
+    if fmt == "coco":
+        _export_coco(p, out, result)
+    elif fmt == "yolo":
+        _export_yolo(p, out, result, Path(converted) if converted is not None else None)
+    else:
+        _export_voc(p, out, result)
+    return result
