@@ -310,9 +310,9 @@ def _window_problem(ds: Dataset, index: int) -> str | None:
     if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
         return f"VOI LUT Function '{function}' is unknown"
     try:
-        _, width = _window(ds, index)
-    except (DisplayError, ValueError, TypeError) as exc:
-        return str(exc)
+        _, width = _window(ds, index)  # a window index the file lacks stays an error
+    except (ValueError, TypeError) as exc:
+        return f"malformed window ({exc})"
     if (function == "LINEAR" and width < 1) or width <= 0:
         return f"Window Width {width:g} is invalid for {function}"
     return None

@@ -1,0 +1,279 @@
+"""Image-level classification metrics per label: AUROC, AUPRC, sensitivity and specificity, with macro and
+micro means and percentile bootstrap confidence intervals resampled by patient.
+
+AUROC is the Mann-Whitney statistic with average ranks for ties, which is what scikit-learn's
+``roc_auc_score`` computes; AUPRC is scikit-learn's ``average_precision_score`` (the step-wise sum
+``sum_n (R_n - R_{n-1}) P_n``, tied scores one threshold). A label without positives (or without negatives)
+has an undefined AUROC: NaN, never 0.5, and it is left out of the macro mean.
+
+Both are computed from the scores sorted once per label and grouped into runs of equal score: with
+resampling weights ``w`` (how many times each image is drawn), each run's positive and negative weights give
+``AUROC = sum_g Wpos_g (Wneg_below_g + Wneg_g / 2) / (Wpos Wneg)``. A bootstrap resample is then only a
+gather of the weights and two cumulative sums, for all resamples at once, so 1,000 resamples of
+25,596 x 14 take seconds. Resampling by patient draws patients with replacement and takes all their images,
+as the images of one patient are not independent (ChestX-ray14 has up to 184 per patient).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from cxrlab.errors import CxrlabError
+
+_CHUNK = 100  # resamples per block: bounds memory and keeps results independent of the block size
+
+
+@dataclass
+class _Column:
+    """One score column reduced to what AUROC and AUPRC need: only positives' scores make thresholds.
+
+    With ``v_1 < ... < v_m`` the distinct scores of the positives, positive run ``k`` holds the positives
+    scoring ``v_k``; negative bucket ``2k`` holds the negatives strictly between ``v_{k-1}`` and ``v_k``
+    (below ``v_1`` for k = 0, above ``v_m`` for k = m) and ``2k + 1`` those scoring exactly ``v_k``. The
+    matrices count the items of each resampling unit (patient) in each run or bucket, so that a product with
+    the units' resampling counts gives every resample's weights at once.
+    """
+
+    pos: sparse.csr_matrix  # (m, units)
+    neg: sparse.csr_matrix  # (2m + 1, units)
+
+
+def _prepare(y: np.ndarray, s: np.ndarray, unit: np.ndarray, n_units: int) -> _Column:
+    is_pos = y.astype(bool)
+    pos_s, neg_s = s[is_pos], s[~is_pos]
+    v = np.unique(pos_s)
+    m = len(v)
+    pos_run = np.searchsorted(v, pos_s)
+    lo = np.searchsorted(v, neg_s, side="left")
+    hi = np.searchsorted(v, neg_s, side="right")
+    neg_bucket = np.where(hi > lo, 2 * lo + 1, 2 * lo)
+
+    def counts(rows: np.ndarray, units: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+        data = np.ones(len(rows))
+        return sparse.csr_matrix((data, (rows, units)), shape=(n_rows, n_units))
+
+    return _Column(counts(pos_run, unit[is_pos], m), counts(neg_bucket, unit[~is_pos], 2 * m + 1))
+
+
+def _auroc_auprc(col: _Column, unit_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC and AUPRC for each column of ``unit_weights`` (units, B): (B,) each, NaN where undefined."""
+    wp = np.asarray(col.pos @ unit_weights)  # (m, B)
+    wn = np.asarray(col.neg @ unit_weights)  # (2m + 1, B)
+    p_tot, n_tot = wp.sum(axis=0), wn.sum(axis=0)
+    cum = np.cumsum(wn, axis=0)
+    below = cum[0:-1:2]  # negatives strictly below v_k
+    equal = wn[1::2]  # negatives scoring v_k
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auroc = (wp * (below + 0.5 * equal)).sum(axis=0) / (p_tot * n_tot)
+        # Calling score >= v_k positive: the true positives are the positives' weight at runs >= k.
+        tp = np.cumsum(wp[::-1], axis=0)[::-1]
+        fp = n_tot - below
+        precision = tp / np.maximum(tp + fp, 1e-300)
+        auprc = (wp * precision).sum(axis=0) / p_tot
+    auroc[(p_tot == 0) | (n_tot == 0)] = np.nan
+    auprc[p_tot == 0] = np.nan
+    return auroc, auprc
+
+
+def _check(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true, dtype=float)
+    y_score = np.asarray(y_score, dtype=float)
+    if y_true.ndim == 1:
+        y_true, y_score = y_true[:, None], y_score[:, None]
+    if y_true.shape != y_score.shape or y_true.ndim != 2:
+        raise CxrlabError(f"truth {y_true.shape} and scores {y_score.shape} must have the same (N, L) shape")
+    if not np.isin(y_true, (0.0, 1.0)).all():
+        raise CxrlabError("truth must be 0 or 1 everywhere (no NaN, no uncertain -1)")
+    if not np.isfinite(y_score).all():
+        raise CxrlabError("scores must be finite numbers (no NaN)")
+    return y_true, y_score
+
+
+def _point(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(y_true)
+    unit, ones = np.arange(n), np.ones((n, 1))
+    values = [
+        _auroc_auprc(_prepare(y_true[:, j], y_score[:, j], unit, n), ones) for j in range(y_true.shape[1])
+    ]
+    return np.array([v[0][0] for v in values]), np.array([v[1][0] for v in values])
+
+
+def auroc(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
+    """AUROC per column of (N, L) truth (0/1) and scores -> (L,), NaN where a column lacks either class."""
+    return _point(*_check(y_true, y_score))[0]
+
+
+def auprc(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
+    """Average precision per column (scikit-learn's ``average_precision_score``) -> (L,).
+
+    NaN for a column without positives.
+    """
+    return _point(*_check(y_true, y_score))[1]
+
+
+def sensitivity_specificity(
+    y_true: np.ndarray, y_score: np.ndarray, threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, sensitivity and specificity of calling ``score >= threshold`` positive: (L,), (L,)."""
+    y_true, y_score = _check(y_true, y_score)
+    called = y_score >= threshold
+    pos, neg = y_true.sum(axis=0), (1 - y_true).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sens = (called & (y_true == 1)).sum(axis=0) / pos
+        spec = (~called & (y_true == 0)).sum(axis=0) / neg
+    return np.where(pos > 0, sens, np.nan), np.where(neg > 0, spec, np.nan)
+
+
+def resampling_units(n_items: int, groups: Sequence[object] | np.ndarray | None) -> tuple[np.ndarray, int]:
+    """The unit code of each item (its patient, or the item itself without groups) and the number of units.
+
+    An item whose group is missing (NaN/None) is a unit of its own.
+    """
+    if groups is None:
+        return np.arange(n_items), n_items
+    series = pd.Series(np.asarray(groups, dtype=object))
+    if len(series) != n_items:
+        raise CxrlabError(f"{len(series)} patient ids for {n_items} images")
+    codes, uniques = pd.factorize(series)  # missing -> -1
+    missing = codes < 0
+    codes = codes.astype(np.int64)
+    codes[missing] = len(uniques) + np.arange(int(missing.sum()))
+    return codes, len(uniques) + int(missing.sum())
+
+
+def bootstrap_counts(n_units: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_units, n_boot) float: how many times each unit is drawn in each resample (n_units draws each)."""
+    draws = rng.integers(0, n_units, size=(n_boot, n_units))
+    flat = (draws * n_boot + np.arange(n_boot)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_units * n_boot).reshape(n_units, n_boot).astype(float)
+
+
+@dataclass
+class ClassificationResult:
+    """Per-label metrics and their means; ``*_low``/``*_high`` are the bootstrap percentile CI bounds."""
+
+    table: pd.DataFrame
+    """One row per label: label, n, positives, auroc(+_low/_high), auprc(+_low/_high), sensitivity,
+    specificity."""
+    summary: pd.DataFrame
+    """Rows ``macro`` (mean over labels with a defined value) and ``micro`` (all labels pooled)."""
+    n_boot: int
+    ci: float
+    resampled_by: str
+    """``patient`` or ``image``."""
+
+
+def classification_metrics(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    *,
+    labels: Sequence[str] | None = None,
+    patient_ids: Sequence[object] | np.ndarray | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    threshold: float = 0.5,
+    seed: int = 0,
+) -> ClassificationResult:
+    """AUROC and AUPRC with bootstrap CIs, sensitivity and specificity at ``threshold``, per label and mean.
+
+    ``y_true`` and ``y_score`` are (N images, L labels). ``n_boot=0`` skips the intervals (NaN bounds).
+    """
+    y_true, y_score = _check(y_true, y_score)
+    n, n_labels = y_true.shape
+    labels = list(labels) if labels is not None else [f"label_{j}" for j in range(n_labels)]
+    if len(labels) != n_labels:
+        raise CxrlabError(f"{len(labels)} label names for {n_labels} columns")
+    unit, n_units = resampling_units(n, patient_ids)
+    columns = [_prepare(y_true[:, j], y_score[:, j], unit, n_units) for j in range(n_labels)]
+    micro_col = _prepare(y_true.ravel(), y_score.ravel(), np.repeat(unit, n_labels), n_units)
+    # The point estimate: each unit once, i.e. each image once.
+    once = np.ones((n_units, 1))
+    point = [_auroc_auprc(c, once) for c in columns]
+    est_roc = np.array([p[0][0] for p in point])
+    est_pr = np.array([p[1][0] for p in point])
+    micro_roc, micro_pr = (v[0] for v in _auroc_auprc(micro_col, once))
+
+    boot_roc = np.full((n_boot, n_labels), np.nan)
+    boot_pr = np.full((n_boot, n_labels), np.nan)
+    boot_micro = np.full((n_boot, 2), np.nan)
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, _CHUNK):
+        b = min(_CHUNK, n_boot - start)
+        w = bootstrap_counts(n_units, b, rng)
+        rows = slice(start, start + b)
+        for j, col in enumerate(columns):
+            boot_roc[rows, j], boot_pr[rows, j] = _auroc_auprc(col, w)
+        boot_micro[rows, 0], boot_micro[rows, 1] = _auroc_auprc(micro_col, w)
+
+    alpha = (1 - ci) / 2 * 100
+    sens, spec = sensitivity_specificity(y_true, y_score, threshold)
+
+    def bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if n_boot == 0:
+            nan = np.full(values.shape[1:], np.nan)
+            return nan, nan
+        ok = np.isfinite(values).any(axis=0)
+        low = np.full(values.shape[1:], np.nan)
+        high = np.full(values.shape[1:], np.nan)
+        if ok.any():
+            lo, hi = np.nanpercentile(values[:, ok], [alpha, 100 - alpha], axis=0)
+            low[ok], high[ok] = lo, hi
+        return low, high
+
+    roc_lo, roc_hi = bounds(boot_roc)
+    pr_lo, pr_hi = bounds(boot_pr)
+    table = pd.DataFrame(
+        {
+            "label": labels,
+            "n": n,
+            "positives": y_true.sum(axis=0).astype(int),
+            "auroc": est_roc,
+            "auroc_low": roc_lo,
+            "auroc_high": roc_hi,
+            "auprc": est_pr,
+            "auprc_low": pr_lo,
+            "auprc_high": pr_hi,
+            "sensitivity": sens,
+            "specificity": spec,
+        }
+    )
+
+    def nanmean_rows(values: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(ok.any(axis=1), np.where(ok, values, 0).sum(axis=1) / ok.sum(axis=1), np.nan)
+
+    macro = {
+        "auroc": nanmean_rows(est_roc[None])[0],
+        "auprc": nanmean_rows(est_pr[None])[0],
+        "sensitivity": nanmean_rows(sens[None])[0],
+        "specificity": nanmean_rows(spec[None])[0],
+    }
+    m_roc_lo, m_roc_hi = bounds(nanmean_rows(boot_roc)[:, None])
+    m_pr_lo, m_pr_hi = bounds(nanmean_rows(boot_pr)[:, None])
+    u_lo, u_hi = bounds(boot_micro)
+    pooled_sens, pooled_spec = sensitivity_specificity(y_true.ravel(), y_score.ravel(), threshold)
+    summary = pd.DataFrame(
+        [
+            {"label": "macro", "n": n, "positives": int(y_true.sum()), "auroc": macro["auroc"],
+             "auroc_low": m_roc_lo[0], "auroc_high": m_roc_hi[0], "auprc": macro["auprc"],
+             "auprc_low": m_pr_lo[0], "auprc_high": m_pr_hi[0], "sensitivity": macro["sensitivity"],
+             "specificity": macro["specificity"]},
+            {"label": "micro", "n": n, "positives": int(y_true.sum()), "auroc": float(micro_roc),
+             "auroc_low": u_lo[0], "auroc_high": u_hi[0], "auprc": float(micro_pr),
+             "auprc_low": u_lo[1], "auprc_high": u_hi[1], "sensitivity": float(pooled_sens[0]),
+             "specificity": float(pooled_spec[0])},
+        ]
+    )  # fmt: skip
+    return ClassificationResult(
+        table=table,
+        summary=summary,
+        n_boot=n_boot,
+        ci=ci,
+        resampled_by="patient" if patient_ids is not None else "image",
+    )
