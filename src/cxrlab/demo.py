@@ -28,7 +28,16 @@ Step = Callable[[DemoContext], None]
 
 def step_phantoms(ctx: DemoContext) -> None:
     """Generate both phantom datasets in the real on-disk formats."""
-    raise NotImplementedError  # replaced by the phantom generator's step
+    from cxrlab.cli.phantom import print_summary
+    from cxrlab.datasets.phantom import make_nih, make_vindr
+
+    size = 512  # small enough for a quick demo, large enough to see the lesions
+    vindr = make_vindr(ctx.work / "vindr-raw", images=ctx.images, seed=ctx.seed, size=size, progress=True)
+    nih = make_nih(ctx.work / "nih-raw", images=ctx.images, seed=ctx.seed, size=size, progress=True)
+    ctx.paths["vindr_raw"] = vindr.root
+    ctx.paths["nih_raw"] = nih.root
+    print_summary(vindr.summary, vindr.root, ctx.console)
+    print_summary(nih.summary, nih.root, ctx.console)
 
 
 STEPS: list[tuple[str, Step]] = [

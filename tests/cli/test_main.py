@@ -19,6 +19,7 @@ def test_version_and_help() -> None:
     helped = _cxrlab("-h")
     assert helped.returncode == 0
     assert "cite" in helped.stdout and "demo" in helped.stdout
+    assert "phantom" in helped.stdout
 
 
 def test_cite_prints_both_bibtex_entries() -> None:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from cxrlab import __version__
 from cxrlab.cli import export as _export_cli
 from cxrlab.cli import labels as _labels_cli
+from cxrlab.cli import phantom as _phantom_cli
 from cxrlab.cli import score as _score_cli
 from cxrlab.cli import vindr as _vindr_cli
 from cxrlab.cli.common import err_console, new_app
@@ -19,6 +20,7 @@ from cxrlab.errors import CxrlabError
 app = new_app("cxrlab: chest X-ray datasets with radiologist annotations, from archives to metrics.")
 app.add_typer(_vindr_cli.app, name="vindr")
 app.add_typer(_labels_cli.app, name="labels")
+app.add_typer(_phantom_cli.app, name="phantom")
 app.command("score")(_score_cli.score)
 app.add_typer(_score_cli.submission_app, name="submission")
 app.command("export")(_export_cli.export_cmd)

@@ -1,5 +1,20 @@
-"""Phantom datasets: synthetic chest radiographs in the real VinDr-CXR and NIH ChestX-ray14 formats."""
+"""Phantom datasets: synthetic chest radiographs in the real VinDr-CXR and NIH ChestX-ray14 formats.
 
+``make_vindr`` and ``make_nih`` write every file of FORMATS.md (plus ``phantom_truth.csv``, the boxes as
+drawn); ``render_chest`` draws one radiograph; ``write_dicom`` writes one DICOM in any syntax listed in
+``TRANSFER_SYNTAXES``.
+"""
+
+from cxrlab.datasets.phantom.anatomy import (
+    LESION_KINDS,
+    ChestGeometry,
+    Lesion,
+    enlarge_heart,
+    place_lesion,
+    render_chest,
+    sample_geometry,
+)
+from cxrlab.datasets.phantom.common import MARKER, TRUTH_FILE, PhantomResult
 from cxrlab.datasets.phantom.dicom_writer import (
     DEIDENTIFIED_KEYWORDS,
     LOSSLESS_SYNTAXES,
@@ -8,12 +23,26 @@ from cxrlab.datasets.phantom.dicom_writer import (
     make_uid,
     write_dicom,
 )
+from cxrlab.datasets.phantom.nih import make_nih
+from cxrlab.datasets.phantom.vindr import make_vindr
 
 __all__ = [
     "DEIDENTIFIED_KEYWORDS",
+    "LESION_KINDS",
     "LOSSLESS_SYNTAXES",
+    "MARKER",
     "TRANSFER_SYNTAXES",
+    "TRUTH_FILE",
+    "ChestGeometry",
     "DicomSpec",
+    "Lesion",
+    "PhantomResult",
+    "enlarge_heart",
+    "make_nih",
     "make_uid",
+    "make_vindr",
+    "place_lesion",
+    "render_chest",
+    "sample_geometry",
     "write_dicom",
 ]

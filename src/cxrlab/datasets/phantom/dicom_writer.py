@@ -26,6 +26,8 @@ from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 
+from cxrlab.datasets.phantom.common import publish
+
 __all__ = [
     "DEIDENTIFIED_KEYWORDS",
     "LOSSLESS_SYNTAXES",
@@ -228,7 +230,7 @@ def write_dicom(path: Path, stored: np.ndarray, spec: DicomSpec) -> None:
                 dcmwrite(fh, ds, implicit_vr=implicit, little_endian=little, enforce_file_format=False)
             else:
                 dcmwrite(fh, ds, enforce_file_format=True)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -317,7 +319,10 @@ def _add_voi(ds: Dataset, arr: np.ndarray, spec: DicomSpec) -> None:
 
 
 def _voi_lut_item(arr: np.ndarray, spec: DicomSpec) -> Dataset:
-    """One VOI LUT: a 12-bit sigmoid over the first window (or the stored range), in modality-LUT units."""
+    """One VOI LUT: a 12-bit sigmoid over the first window (or the stored range), in modality-LUT units.
+
+    Entries map consecutive input values, so a window wider than 32767 is covered only in part.
+    """
     slope = spec.rescale_slope if spec.rescale_slope is not None else 1.0
     intercept = spec.rescale_intercept if spec.rescale_intercept is not None else 0.0
     if spec.windows:
@@ -326,9 +331,8 @@ def _voi_lut_item(arr: np.ndarray, spec: DicomSpec) -> Dataset:
         lo, hi = float(arr.min()) * slope + intercept, float(arr.max()) * slope + intercept
         center, width = (lo + hi) / 2, max(hi - lo, 2.0)
     first = int(np.floor(center - width / 2))
-    entries = int(np.clip(np.ceil(width), 2, 16384))
-    step = width / entries
-    x = first + np.arange(entries) * step
+    entries = int(np.clip(np.ceil(width), 2, 32767))  # one entry per input value; US holds < 32768 values
+    x = first + np.arange(entries, dtype=np.float64)
     y = 1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))
     y = (y - y.min()) / max(float(y.max() - y.min()), 1e-9)
     data = np.round(y * 4095).astype(np.uint16)

@@ -1,0 +1,133 @@
+"""Pieces both phantom writers share: the result, the output-folder guard, atomic and byte-stable writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxrlab.errors import CxrlabError
+
+MARKER = ".cxrlab-phantom.json"
+"""Written last into a phantom folder: its kind and files, so that a re-run may replace it safely."""
+TRUTH_FILE = "phantom_truth.csv"
+TRUTH_HEADER = ["image_id", "label", "x_min", "y_min", "x_max", "y_max"]
+
+
+@dataclass
+class PhantomResult:
+    """What a phantom writer made: the folder, the image count, every file written and a summary to print."""
+
+    root: Path
+    n_images: int
+    files: list[Path] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare_output(out: Path, kind: str) -> None:
+    """Create ``out``, or clear it when it holds a previous phantom of the same ``kind``; refuse the rest.
+
+    Only the files the previous phantom listed in its marker are removed: nothing of the user's is touched.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CxrlabError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        marker = out / MARKER
+        previous: dict[str, Any] = {}
+        if marker.is_file():
+            try:
+                previous = json.loads(marker.read_text())
+            except (OSError, ValueError):
+                previous = {}
+        if previous.get("kind") != kind:
+            what = f"a {previous['kind']} phantom" if previous.get("kind") else "not a phantom folder"
+            raise CxrlabError(
+                f"{out}: folder is not empty and is {what}; "
+                f"choose an empty or new folder for the {kind} phantom"
+            )
+        for rel in previous.get("files", []):
+            path = out / rel
+            if path.is_file() and path.resolve().is_relative_to(out.resolve()):
+                path.unlink()
+        marker.unlink()
+        for sub in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            if not any(sub.iterdir()):
+                sub.rmdir()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def finish_output(out: Path, kind: str, files: Sequence[Path], seed: int, images: int) -> None:
+    """Write the marker (sorted, relative names; no time stamps so the folder stays byte-identical)."""
+    rel = sorted(str(Path(f).relative_to(out)) for f in files)
+    text = json.dumps({"kind": kind, "seed": seed, "images": images, "files": rel}, indent=1) + "\n"
+    write_bytes(out / MARKER, text.encode())
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def publish(tmp: str | Path, path: Path) -> None:
+    """Give a finished temporary file the usual permissions and move it to its final name."""
+    os.chmod(tmp, _FILE_MODE)
+    os.replace(tmp, path)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary name in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        publish(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_csv(path: Path, header: str | Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """A CSV with ``\\n`` line ends; ``header`` as a raw line (quirky headers) or a list of names."""
+    buf = io.StringIO()
+    buf.write((header if isinstance(header, str) else ",".join(header)) + "\n")
+    writer = csv.writer(buf, lineterminator="\n")
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return write_bytes(path, buf.getvalue().encode())
+
+
+def fmt_coord(value: float | None, decimals: int = 2) -> str:
+    """A box coordinate as the PhysioNet CSVs write it: a float with a decimal point, empty when absent."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return repr(round(float(value), decimals))
+
+
+def truth_rows(
+    image_id: str, truth: Sequence[tuple[str, tuple[float, float, float, float] | None]]
+) -> list[list[str]]:
+    """Rows of ``phantom_truth.csv`` for one image (``No finding`` when it has none)."""
+    if not truth:
+        return [[image_id, "No finding", "", "", "", ""]]
+    rows = []
+    for label, box in truth:
+        coords = ["", "", "", ""] if box is None else [fmt_coord(v) for v in box]
+        rows.append([image_id, label, *coords])
+    return rows
