@@ -1,1 +1,49 @@
-"""Labels from free-text radiology reports: mentions, negation, uncertainty."""
+"""Labels from free-text radiology reports: sections, mentions, negation, uncertainty.
+
+>>> from cxrlab.reports import ReportLabeler
+>>> ReportLabeler("nih").label("No pneumothorax. Small left pleural effusion.")
+{'Effusion': 1, 'Pneumothorax': 0}
+
+The phrase lists (``phrases/nih.txt``, ``chexpert.txt``, ``vindr.txt``) and the triggers
+(``phrases/rules.txt``) are data files; copy one and pass its path to extend it.
+"""
+
+from cxrlab.reports.evaluate import Evaluation, Score, evaluate_openi, in_holdout, load_openi
+from cxrlab.reports.labeler import (
+    EXPLANATION,
+    UNCERTAIN_POLICIES,
+    Mention,
+    ReportLabeler,
+    apply_policy,
+    label_reports,
+)
+from cxrlab.reports.mentions import LABEL_SET_NAMES, MentionFinder
+from cxrlab.reports.negation import NEGATIVE, POSITIVE, UNCERTAIN, Rules, classify
+from cxrlab.reports.reading import decode_bytes, read_reports, read_text_file
+from cxrlab.reports.sections import split_sections, split_sentences
+
+__all__ = [
+    "EXPLANATION",
+    "LABEL_SET_NAMES",
+    "NEGATIVE",
+    "POSITIVE",
+    "UNCERTAIN",
+    "UNCERTAIN_POLICIES",
+    "Evaluation",
+    "Mention",
+    "MentionFinder",
+    "ReportLabeler",
+    "Rules",
+    "Score",
+    "apply_policy",
+    "classify",
+    "decode_bytes",
+    "evaluate_openi",
+    "in_holdout",
+    "label_reports",
+    "load_openi",
+    "read_reports",
+    "read_text_file",
+    "split_sections",
+    "split_sentences",
+]
