@@ -11,8 +11,11 @@ from rich.markup import escape
 from cxrlab import __version__
 from cxrlab.cli import export as _export_cli
 from cxrlab.cli import labels as _labels_cli
+from cxrlab.cli import nih as _nih_cli
 from cxrlab.cli import phantom as _phantom_cli
 from cxrlab.cli import score as _score_cli
+from cxrlab.cli import splits as _splits_cli
+from cxrlab.cli import stats as _stats_cli
 from cxrlab.cli import vindr as _vindr_cli
 from cxrlab.cli.common import err_console, new_app
 from cxrlab.errors import CxrlabError
@@ -23,6 +26,9 @@ app.add_typer(_labels_cli.app, name="labels")
 app.add_typer(_phantom_cli.app, name="phantom")
 app.command("score")(_score_cli.score)
 app.add_typer(_score_cli.submission_app, name="submission")
+app.add_typer(_nih_cli.app, name="nih")
+app.add_typer(_splits_cli.app, name="splits")
+app.command("stats")(_stats_cli.stats_cmd)
 app.command("export")(_export_cli.export_cmd)
 
 

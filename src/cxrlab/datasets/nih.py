@@ -1,0 +1,658 @@
+"""NIH ChestX-ray14 label files -> the images and findings tables.
+
+Reads ``Data_Entry_2017.csv`` in its three revisions (FORMATS.md: the first release with ``058Y`` ages and
+zero-padded patient ids; the 2017 CSV with a trailing empty column; ``Data_Entry_2017_v2020.csv``), plain
+or gzip-compressed, ``BBox_List_2017.csv`` and the official lists ``train_val_list.txt`` / ``test_list.txt``.
+Headers are read by position because their bracketed names (``OriginalImage[Width,Height]``) contain commas.
+
+Box convention: ``x_min, y_min, x_max, y_max`` in pixels of the released 1024 x 1024 PNG, origin top-left
+(``BBox_List_2017.csv`` gives ``x, y, w, h`` on that grid). The images table's ``width``/``height`` are
+therefore the PNG's size (1024), the frame every box and every model sees; the size of the original
+radiograph before NIH resized it is kept in ``original_width``/``original_height`` with its
+``pixel_spacing_x``/``pixel_spacing_y`` (mm per pixel of the original).
+
+Findings: one image-level row per NLP label of ``Finding Labels`` (``source`` = ``nlp``) and one row per
+box (``source`` = ``bbox``), all with reader ``nih`` and score 1. ``image_id`` is the file name without
+``.png`` (``00000001_000``); ``path`` is ``images/00000001_000.png``.
+
+Nothing is dropped silently: every oddity (unknown labels, list names absent from the entry table,
+duplicate rows, implausible ages, ...) becomes a :class:`Problem` with a count and examples.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from cxrlab.errors import CxrlabError
+from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images, save_tables
+from cxrlab.taxonomy import NIH
+
+DATASET = "nih"
+READER = "nih"
+PNG_SIZE = 1024
+MAX_PLAUSIBLE_AGE = 110.0
+MAX_EXAMPLES = 5
+
+ENTRY_NAMES = (
+    "Data_Entry_2017_v2020.csv",
+    "Data_Entry_2017_v2020.csv.gz",
+    "Data_Entry_2017.csv",
+    "Data_Entry_2017.csv.gz",
+)
+BBOX_NAMES = ("BBox_List_2017.csv", "BBox_List_2017.csv.gz")
+LIST_SPLITS = {"train_val_list.txt": "train_val", "test_list.txt": "test"}
+
+# The first 11 fields of Data_Entry, by position (the bracketed headers split into two fields each).
+_ENTRY_FIELDS = (
+    "image_index",
+    "finding_labels",
+    "follow_up",
+    "patient_id",
+    "age",
+    "sex",
+    "view",
+    "original_width",
+    "original_height",
+    "pixel_spacing_x",
+    "pixel_spacing_y",
+)
+_ENTRY_HEADER_START = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age"
+_BBOX_FIELDS = ("image_index", "label", "x", "y", "w", "h")
+_IMAGE_NAME = r"^(?P<g0>\d{8})_(?P<g1>\d{3})\.png$"
+_AGE = r"^\s*(?P<g0>\d+(?:\.\d+)?)\s*(?P<g1>[YyMmWwDd]?)\s*$"
+_AGE_UNIT_YEARS = {"": 1.0, "Y": 1.0, "M": 1 / 12, "W": 7 / 365.25, "D": 1 / 365.25}
+
+
+@dataclass
+class Problem:
+    """One kind of oddity in the label files, with how many rows show it and a few of them."""
+
+    file: str
+    kind: str
+    count: int
+    message: str
+    examples: list[str] = field(default_factory=list)
+    severity: str = "warning"  # "warning": data kept or dropped as said; "note": a known quirk
+
+    def __str__(self) -> str:
+        ex = f" (e.g. {', '.join(self.examples)})" if self.examples else ""
+        return f"{self.file}: {self.count:,} {self.message}{ex}"
+
+
+@dataclass
+class NihIndex:
+    images: pd.DataFrame
+    findings: pd.DataFrame
+    problems: list[Problem]
+    revision: str
+    sources: dict[str, str]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts a user checks first, JSON-ready."""
+        f = self.findings
+        nlp = f[f["source"] == "nlp"]
+        boxes = f[f["source"] == "bbox"]
+        splits = self.images["split"].fillna("(none)").value_counts()
+        return {
+            "revision": self.revision,
+            "sources": self.sources,
+            "images": len(self.images),
+            "patients": int(self.images["patient_id"].nunique()),
+            "labels": {str(k): int(v) for k, v in nlp["label"].value_counts().sort_index().items()},
+            "boxes": len(boxes),
+            "images_with_boxes": int(boxes["image_id"].nunique()),
+            "splits": {str(k): int(v) for k, v in splits.items()},
+            "problems": [asdict(p) for p in self.problems],
+        }
+
+
+def _examples(values: Any, n: int = MAX_EXAMPLES) -> list[str]:
+    return [str(v) for v in list(values)[:n]]
+
+
+def _problem(
+    problems: list[Problem],
+    file: str,
+    kind: str,
+    mask: Any,
+    values: Any,
+    message: str,
+    severity: str = "warning",
+) -> None:
+    mask = np.asarray(mask, dtype=bool)
+    n = int(mask.sum())
+    if n:
+        chosen = np.asarray(values, dtype=object)[mask]
+        problems.append(Problem(file, kind, n, message, _examples(chosen), severity))
+
+
+def _open_text_head(path: Path) -> str:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+            return fh.readline().rstrip("\r\n")
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise CxrlabError(f"{path}: cannot be read ({exc})") from None
+
+
+def _read_csv_strings(path: Path, n_fields: int, problems: list[Problem]) -> pa.Table:
+    """Every field as a string, header skipped; rows with the wrong number of fields become a problem."""
+    names = [f"f{i}" for i in range(n_fields)]
+    bad: list[str] = []
+
+    def on_invalid(row: Any) -> str:
+        bad.append(f"line {row.number}: {row.text[:60]!r}" if row.number is not None else repr(row.text[:60]))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, encoding="utf8"),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CxrlabError(f"{path}: not a readable CSV ({exc})") from None
+    if bad:
+        problems.append(
+            Problem(
+                path.name,
+                "bad-row",
+                len(bad),
+                f"row(s) without {n_fields} fields, skipped",
+                bad[:MAX_EXAMPLES],
+            )
+        )
+    return table
+
+
+def _strings(table: pa.Table, column: str) -> pd.Series:
+    return pd.Series(pc.utf8_trim_whitespace(table[column]).to_pandas(), dtype="string")
+
+
+def _isin(values: pd.Series, allowed: Any) -> pd.Series:
+    """``values.isin(allowed)`` through pyarrow: pandas 3's arrow strings loop in Python for that."""
+    arr = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
+    if isinstance(allowed, pd.Series | pd.Index):
+        allowed = allowed.astype("string").to_numpy(dtype=object, na_value=None)
+    value_set = pa.array(list(allowed), type=pa.string())
+    return pd.Series(pc.is_in(arr, value_set=value_set).to_numpy(zero_copy_only=False), index=values.index)
+
+
+def _extract(values: pd.Series, pattern: str) -> pd.DataFrame:
+    """Regex groups (named g0, g1, ...) as string columns through pyarrow; NA where no match."""
+    arr = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
+    found = pc.extract_regex(arr, pattern)
+    names = [f.name for f in found.type]
+    return pd.DataFrame(
+        {i: pd.Series(pc.struct_field(found, n).to_pandas(), dtype="string") for i, n in enumerate(names)},
+        index=values.index,
+    )
+
+
+def find_file(folder: Path, candidates: tuple[str, ...], what: str, *, required: bool = True) -> Path | None:
+    for name in candidates:
+        if (folder / name).is_file():
+            return folder / name
+    if required:
+        raise CxrlabError(f"{folder}: no {what} ({' or '.join(candidates)})")
+    return None
+
+
+def detect_revision(header: str, ages: pd.Series) -> str:
+    """``first-release`` (``058Y`` ages), ``2017`` (trailing empty column) or ``v2020``."""
+    if ages.str.contains(r"[A-Za-z]", regex=True).fillna(False).any():
+        return "first-release"
+    return "2017" if header.rstrip().endswith(",") else "v2020"
+
+
+def parse_ages(raw: pd.Series) -> pd.Series:
+    """Ages in years: ``58``, ``058Y``, ``003M`` (months), ``012D`` (days); NaN where unreadable."""
+    parts = _extract(raw, _AGE)
+    number = pd.to_numeric(parts[0], errors="coerce").astype("float64")
+    unit = parts[1].fillna("").str.upper().map(_AGE_UNIT_YEARS).astype("float64")
+    return number * unit
+
+
+def read_entry_table(path: str | Path, problems: list[Problem] | None = None) -> tuple[pd.DataFrame, str]:
+    """Read any revision of ``Data_Entry_2017*.csv[.gz]``: columns of ``_ENTRY_FIELDS`` typed, plus the
+    raw age string (``age_raw``); returns the frame and the detected revision."""
+    path = Path(path)
+    problems = problems if problems is not None else []
+    header = _open_text_head(path)
+    if not header.startswith(_ENTRY_HEADER_START):
+        raise CxrlabError(
+            f"{path}: not an NIH Data_Entry table (header starts {header[:60]!r}, "
+            f"expected {_ENTRY_HEADER_START!r})"
+        )
+    n_fields = header.count(",") + 1
+    if n_fields < len(_ENTRY_FIELDS):
+        raise CxrlabError(f"{path}: header has {n_fields} fields, expected at least {len(_ENTRY_FIELDS)}")
+    table = _read_csv_strings(path, n_fields, problems)
+    cols = {name: _strings(table, f"f{i}") for i, name in enumerate(_ENTRY_FIELDS)}
+    df = pd.DataFrame(cols)
+    revision = detect_revision(header, df["age"])
+    name = path.name
+
+    for column in ("follow_up", "original_width", "original_height"):
+        values = pd.to_numeric(df[column], errors="coerce")
+        _problem(
+            problems,
+            name,
+            f"bad-{column}",
+            values.isna() & (df[column] != ""),
+            df[column],
+            f"row(s) with a non-numeric {column}",
+        )
+        df[column] = values.astype("Int64")
+    for column in ("pixel_spacing_x", "pixel_spacing_y"):
+        values = pd.to_numeric(df[column], errors="coerce")
+        _problem(
+            problems,
+            name,
+            f"bad-{column}",
+            values.isna() & (df[column] != ""),
+            df[column],
+            f"row(s) with a non-numeric {column}",
+        )
+        # v2020 writes 0.14300000000000002: round away the float noise of its writer.
+        df[column] = values.astype("float64").round(9)
+    df["age_raw"] = df["age"]
+    df["age"] = parse_ages(df["age"])
+    return df, revision
+
+
+def read_bbox_list(path: str | Path, problems: list[Problem] | None = None) -> pd.DataFrame:
+    """``BBox_List_2017.csv[.gz]`` -> image_index, label (as written), x_min, y_min, x_max, y_max."""
+    path = Path(path)
+    problems = problems if problems is not None else []
+    header = _open_text_head(path)
+    if not header.startswith("Image Index,Finding Label"):
+        raise CxrlabError(f"{path}: not an NIH BBox list (header starts {header[:40]!r})")
+    # Data rows have 6 fields; the header 9 (its bracket splits, then trailing commas). Read rows by content.
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        lines = fh.read().decode("utf-8-sig").splitlines()[1:]
+    body = "\n".join(line.rstrip(",") for line in lines if line.strip(", \t"))
+    names = [f"f{i}" for i in range(6)]
+    bad: list[str] = []
+
+    def on_invalid(row: Any) -> str:
+        bad.append(repr(row.text[:60]))
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(body.encode()),
+        read_options=pacsv.ReadOptions(column_names=names),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
+    )
+    if bad:
+        problems.append(Problem(path.name, "bad-row", len(bad), "row(s) without 6 fields, skipped", bad[:5]))
+    df = pd.DataFrame({n: _strings(table, f"f{i}") for i, n in enumerate(_BBOX_FIELDS)})
+    xywh = df[["x", "y", "w", "h"]].apply(pd.to_numeric, errors="coerce").astype("float64")
+    unreadable = xywh.isna().any(axis=1) | (xywh["w"] <= 0) | (xywh["h"] <= 0)
+    _problem(
+        problems,
+        path.name,
+        "bad-box",
+        unreadable,
+        df["image_index"],
+        "box row(s) with missing, non-numeric or non-positive x, y, w, h, skipped",
+    )
+    out = pd.DataFrame(
+        {
+            "image_index": df["image_index"],
+            "label": df["label"],
+            "x_min": xywh["x"],
+            "y_min": xywh["y"],
+            "x_max": xywh["x"] + xywh["w"],
+            "y_max": xywh["y"] + xywh["h"],
+        }
+    )[~unreadable.to_numpy()]
+    return out.reset_index(drop=True)
+
+
+def read_list(path: str | Path) -> pd.Series:
+    """One PNG name a line (the official lists have no trailing newline); blank lines ignored."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CxrlabError(f"{path}: cannot be read ({exc})") from None
+    names = [line.strip() for line in text.splitlines()]
+    return pd.Series([n for n in names if n], dtype="string")
+
+
+def _canonical_labels(labels: pd.Series, file: str, problems: list[Problem], what: str) -> pd.Series:
+    """Map each distinct spelling through taxonomy.NIH once; unknown ones become NA and a problem."""
+    mapping = {}
+    for name in labels.dropna().unique():
+        mapping[name] = NIH.match(str(name))
+    out = labels.map(mapping).astype("string")
+    unknown = out.isna() & labels.notna()
+    if unknown.any():
+        counts = labels[unknown].value_counts()
+        examples = [f"{k!r} x{v}" for k, v in counts.head(MAX_EXAMPLES).items()]
+        problems.append(
+            Problem(
+                file,
+                "unknown-label",
+                int(unknown.sum()),
+                f"{what} with a label not in the NIH set, left out of the findings",
+                examples,
+            )
+        )
+    return out
+
+
+def build_images(
+    entry: pd.DataFrame, splits: dict[str, pd.Series], file: str, problems: list[Problem]
+) -> pd.DataFrame:
+    """The images table from the entry rows (deduplicated) and the split lists."""
+    names = entry["image_index"]
+    dup_all = names.duplicated(keep=False)
+    if dup_all.any():
+        dups = entry[dup_all]
+        identical = dups.duplicated(keep=False).sum()
+        problems.append(
+            Problem(
+                file,
+                "duplicate-row",
+                int(names.duplicated().sum()),
+                f"duplicate row(s) of an Image Index ({int(identical)} identical), first kept",
+                _examples(dups["image_index"].unique()),
+            )
+        )
+        entry = entry[~names.duplicated()].reset_index(drop=True)
+        names = entry["image_index"]
+    _problem(
+        problems,
+        file,
+        "empty-name",
+        names.isna() | (names == ""),
+        names,
+        "row(s) without an Image Index, skipped",
+    )
+    entry = entry[names.notna() & (names != "")].reset_index(drop=True)
+    names = entry["image_index"]
+
+    parts = _extract(names, _IMAGE_NAME)
+    _problem(
+        problems,
+        file,
+        "odd-name",
+        parts[0].isna(),
+        names,
+        "Image Index value(s) not of the form PPPPPPPP_FFF.png (kept)",
+    )
+    pid = entry["patient_id"]
+    digits = pid.str.fullmatch(r"\d+").fillna(False)
+    patient = pid.where(~digits, pid.str.zfill(8))
+    _problem(
+        problems,
+        file,
+        "patient-mismatch",
+        (parts[0].notna() & (parts[0] != patient)).fillna(False),
+        names + " vs Patient ID " + pid,
+        "row(s) whose Patient ID differs from the file name's (kept)",
+    )
+    name_fu = pd.to_numeric(parts[1], errors="coerce").astype("Int64")
+    _problem(
+        problems,
+        file,
+        "follow-up-differs",
+        (name_fu != entry["follow_up"]).fillna(False),
+        names + " has Follow-up # " + entry["follow_up"].astype("string"),
+        "row(s) whose Follow-up # differs from the file name's number (the column is kept)",
+        "note",
+    )
+
+    age = entry["age"]
+    implausible = (age > MAX_PLAUSIBLE_AGE) | (age < 0)
+    _problem(
+        problems,
+        file,
+        "implausible-age",
+        implausible.fillna(False),
+        names + " age " + entry["age_raw"],
+        f"implausible age(s) over {MAX_PLAUSIBLE_AGE:g} years: row kept, age set to NA, "
+        "the value kept in age_raw and flagged in age_implausible",
+    )
+    _problem(
+        problems,
+        file,
+        "missing-age",
+        age.isna() & ~implausible.fillna(False),
+        names + " age " + entry["age_raw"].fillna(""),
+        "row(s) with an unreadable age (age NA)",
+    )
+    sex = entry["sex"].str.upper()
+    _problem(
+        problems,
+        file,
+        "bad-sex",
+        ~_isin(sex, ["M", "F"]).fillna(False),
+        names + " " + entry["sex"].fillna(""),
+        "row(s) with Patient Gender not M or F (sex NA)",
+    )
+    view = entry["view"].str.upper()
+    _problem(
+        problems,
+        file,
+        "odd-view",
+        ~_isin(view, ["PA", "AP"]).fillna(False),
+        names + " " + entry["view"].fillna(""),
+        "row(s) with a View Position other than PA or AP (kept as written)",
+    )
+
+    split = pd.Series(pd.NA, index=entry.index, dtype="string")
+    if splits:
+        name_index = pd.Index(names)
+        seen: dict[str, pd.Series] = {}
+        for list_name, listed in splits.items():
+            split_name = LIST_SPLITS.get(list_name, list_name)
+            dup = listed.duplicated()
+            _problem(problems, list_name, "duplicate-list-line", dup, listed, "name(s) listed twice")
+            listed = listed[~dup]
+            absent = ~_isin(listed, names)
+            _problem(
+                problems,
+                list_name,
+                "not-in-entry",
+                absent,
+                listed,
+                f"name(s) absent from {file}: no metadata, left out of the tables",
+            )
+            listed = listed[~absent]
+            for other, other_names in seen.items():
+                both = _isin(listed, other_names)
+                _problem(
+                    problems,
+                    list_name,
+                    "in-two-lists",
+                    both,
+                    listed,
+                    f"name(s) also in {other}: the first list wins",
+                )
+                listed = listed[~both]
+            seen[list_name] = listed
+            positions = name_index.get_indexer(listed)
+            split.iloc[positions] = split_name
+        _problem(problems, file, "no-split", split.isna(), names, "image(s) in no split list (split NA)")
+
+    images = pd.DataFrame(
+        {
+            "image_id": names.str.removesuffix(".png"),
+            "dataset": DATASET,
+            "split": split,
+            "patient_id": patient,
+            "path": "images/" + names,
+            "width": PNG_SIZE,
+            "height": PNG_SIZE,
+            "sex": sex.where(_isin(sex, ["M", "F"]).fillna(False)),
+            "age": age.mask(implausible),
+            "view": view,
+            "follow_up": entry["follow_up"],
+            "original_width": entry["original_width"],
+            "original_height": entry["original_height"],
+            "pixel_spacing_x": entry["pixel_spacing_x"],
+            "pixel_spacing_y": entry["pixel_spacing_y"],
+            "age_raw": entry["age_raw"],
+            "age_implausible": implausible.fillna(False).astype(bool),
+        }
+    )
+    return conform_images(images)
+
+
+def build_findings(
+    entry: pd.DataFrame,
+    boxes: pd.DataFrame | None,
+    images: pd.DataFrame,
+    files: dict[str, str],
+    problems: list[Problem],
+) -> pd.DataFrame:
+    """Image-level rows from ``Finding Labels`` and box rows from the BBox list, reader ``nih``."""
+    entry = entry.drop_duplicates("image_index")
+    labels = pa.array(entry["finding_labels"].fillna(""), type=pa.string())
+    split = pc.split_pattern(labels, "|")
+    parents = pc.list_parent_indices(split).to_numpy()
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(split)).to_pandas()
+    flat = pd.Series(flat, dtype="string")
+    keep = (flat != "").to_numpy()
+    ids = entry["image_index"].str.removesuffix(".png").to_numpy(dtype=object)[parents]
+    empty = np.ones(len(entry), dtype=bool)
+    empty[parents[keep]] = False
+    _problem(
+        problems,
+        files["entry"],
+        "no-labels",
+        empty,
+        entry["image_index"],
+        "row(s) with an empty Finding Labels (no finding rows)",
+    )
+    flat, ids = flat[keep].reset_index(drop=True), ids[keep]
+    canon = _canonical_labels(flat, files["entry"], problems, "label(s)")
+    ok = canon.notna().to_numpy()
+    nlp = pd.DataFrame({"image_id": ids[ok], "reader": READER, "label": canon[ok].to_numpy()})
+    for c in BOX_COLUMNS:
+        nlp[c] = np.nan
+    nlp["score"] = 1.0
+    nlp["source"] = "nlp"
+    parts = [nlp]
+
+    if boxes is not None and len(boxes):
+        file = files["bbox"]
+        b = boxes.copy()
+        b["image_id"] = b["image_index"].str.removesuffix(".png")
+        known = _isin(b["image_id"], images["image_id"]).to_numpy()
+        _problem(
+            problems,
+            file,
+            "box-image-unknown",
+            ~known,
+            b["image_index"],
+            f"box(es) on an image absent from {files['entry']}, left out",
+        )
+        b = b[known]
+        dup = b.duplicated(["image_id", "label", *BOX_COLUMNS])
+        _problem(problems, file, "duplicate-box", dup, b["image_index"], "identical box row(s) (kept)")
+        outside = (b["x_min"] < 0) | (b["y_min"] < 0) | (b["x_max"] > PNG_SIZE) | (b["y_max"] > PNG_SIZE)
+        _problem(
+            problems,
+            file,
+            "box-outside",
+            outside,
+            b["image_index"],
+            f"box(es) reaching past the {PNG_SIZE} x {PNG_SIZE} image, clipped",
+        )
+        for c in BOX_COLUMNS:
+            b[c] = b[c].clip(0, PNG_SIZE)
+        b["label"] = _canonical_labels(b["label"], file, problems, "box(es)")
+        b = b[b["label"].notna()]
+        pairs = set(zip(nlp["image_id"], nlp["label"], strict=True))
+        unlabelled = np.array(
+            [(i, lab) not in pairs for i, lab in zip(b["image_id"], b["label"], strict=True)]
+        )
+        _problem(
+            problems,
+            file,
+            "box-label-not-in-entry",
+            unlabelled,
+            b["image_index"] + " " + b["label"],
+            f"box(es) whose label is not among the image's labels in {files['entry']} (kept)",
+            "note",
+        )
+        box_rows = b[["image_id", *BOX_COLUMNS]].assign(
+            reader=READER, label=b["label"], score=1.0, source="bbox"
+        )
+        parts.append(box_rows)
+    findings = pd.concat(parts, ignore_index=True)
+    return conform_findings(findings)
+
+
+def index_nih(folder: str | Path, *, entry: str | Path | None = None) -> NihIndex:
+    """Read the label files of an NIH folder into the two tables, collecting every problem found.
+
+    ``entry`` names the Data_Entry file when the folder holds several revisions (default: v2020 first).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CxrlabError(f"{folder}: no such folder")
+    problems: list[Problem] = []
+    entry_path = Path(entry) if entry else find_file(folder, ENTRY_NAMES, "Data_Entry table")
+    assert entry_path is not None
+    if not entry_path.is_file():
+        raise CxrlabError(f"{entry_path}: no such file")
+    bbox_path = find_file(folder, BBOX_NAMES, "BBox list", required=False)
+    table, revision = read_entry_table(entry_path, problems)
+    lists = {name: read_list(folder / name) for name in LIST_SPLITS if (folder / name).is_file()}
+    sources = {"entry": entry_path.name}
+    if bbox_path:
+        sources["bbox"] = bbox_path.name
+    for name in lists:
+        sources[LIST_SPLITS[name]] = name
+    missing = [
+        n
+        for n in (*LIST_SPLITS, "BBox_List_2017.csv")
+        if n not in sources.values() and not (n.startswith("BBox") and bbox_path)
+    ]
+    if missing:
+        problems.append(
+            Problem(
+                folder.name or str(folder),
+                "missing-file",
+                len(missing),
+                "label file(s) absent: " + ", ".join(missing),
+            )
+        )
+    images = build_images(table, lists, entry_path.name, problems)
+    boxes = read_bbox_list(bbox_path, problems) if bbox_path else None
+    findings = build_findings(table, boxes, images, sources, problems)
+    return NihIndex(images=images, findings=findings, problems=problems, revision=revision, sources=sources)
+
+
+REPORT_FILE = "nih_index_report.json"
+
+
+def write_index(index: NihIndex, out: str | Path) -> Path:
+    """Validate and write ``images.parquet``, ``findings.parquet`` and the report (atomically) to ``out``."""
+    out = save_tables(out, index.images, index.findings)
+    tmp = out / f".{REPORT_FILE}.tmp"
+    tmp.write_text(json.dumps(index.summary(), indent=2) + "\n")
+    os.replace(tmp, out / REPORT_FILE)
+    return out

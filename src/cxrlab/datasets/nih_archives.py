@@ -1,0 +1,467 @@
+"""The NIH image archives (``images_001.tar.gz`` ... ``images_012.tar.gz``): verify and extract, streaming.
+
+Verification reads each archive once: the raw bytes go to MD5 while, in a second thread, a zlib
+``decompressobj`` inflates them and a tar header walker checks every member header. zlib and hashlib both
+release the GIL on large buffers, so on two cores the structure check costs little wall time. A download cut
+short (FAQ Q01) shows as "gzip stream ends early at byte N"; a flipped byte as an MD5 mismatch and usually a
+gzip CRC or deflate error; a damaged tar header as "tar member broken".
+
+Extraction streams each archive with :mod:`tarfile` (``r|gz``), writes every PNG to ``name.part`` and
+renames it when complete; a re-run skips files already present with the member's size, redoes the rest, and
+skips whole archives whose members are all present (a small ``.cxrlab-extract/<archive>.json`` records them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+from cxrlab.errors import CxrlabError
+from cxrlab.progress import maybe_progress
+
+# The MD5s published in the NIH FAQ (Q07, contributed by Utku Ozbulak).
+PUBLISHED_MD5: dict[str, str] = {
+    "images_001.tar.gz": "fe8ed0a6961412fddcbb3603c11b3698",
+    "images_002.tar.gz": "ab07a2d7cbe6f65ddd97b4ed7bde10bf",
+    "images_003.tar.gz": "2301d03bde4c246388bad3876965d574",
+    "images_004.tar.gz": "9f1b7f5aae01b13f4bc8e2c44a4b8ef6",
+    "images_005.tar.gz": "1861f3cd0ef7734df8104f2b0309023b",
+    "images_006.tar.gz": "456b53a8b351afd92a35bc41444c58c8",
+    "images_007.tar.gz": "1075121ea20a137b87f290d6a4a5965e",
+    "images_008.tar.gz": "b61f34cec3aa69f295fbb593cbd9d443",
+    "images_009.tar.gz": "442a3caa61ae9b64e61c561294d1e183",
+    "images_010.tar.gz": "09ec81c4c31e32858ad8cf965c494b74",
+    "images_011.tar.gz": "499aefc67207a5a97692424cf5dbeed5",
+    "images_012.tar.gz": "dc9fda1757c2de0032b63347a7d2895c",
+}
+ARCHIVE_PATTERN = re.compile(r"^images_\d{3}\.tar\.gz$")
+CHUNK = 4 << 20  # 4 MiB reads: large enough that hashlib/zlib run at full speed, small enough for memory
+BLOCK = tarfile.BLOCKSIZE
+_MD5_LINE = re.compile(r"^\s*([0-9a-fA-F]{32})\s+\*?(.+?)\s*$")
+_STATE_DIR = ".cxrlab-extract"
+
+
+# ----------------------------------------------------------------------------------------------- verify
+@dataclass
+class ArchiveCheck:
+    """The outcome for one archive: ``ok`` is False with the reasons when anything is wrong."""
+
+    name: str
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+    size: int | None = None
+    md5: str | None = None
+    expected_md5: str | None = None
+    members: int | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "missing" if self.size is None else "failed"
+
+
+def read_md5_file(path: str | Path) -> dict[str, str]:
+    """An ``md5sum``-style list (``<md5>  <name>``, ``*`` for binary mode allowed); names by basename."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CxrlabError(f"{path}: cannot be read ({exc})") from None
+    out: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _MD5_LINE.match(line)
+        if not m:
+            raise CxrlabError(f"{path}: line {number} is not '<32 hex digits>  <file name>': {line[:60]!r}")
+        out[PurePosixPath(m.group(2)).name] = m.group(1).lower()
+    if not out:
+        raise CxrlabError(f"{path}: no MD5 lines")
+    return out
+
+
+class TarWalker:
+    """Checks the tar structure of a decompressed byte stream fed in pieces, without keeping member data.
+
+    Validates each 512-byte header (checksum, size field) and skips member data; knows the end-of-archive
+    zero blocks. ``error`` holds the first structural problem found.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0  # bytes of tar stream consumed
+        self.skip = 0  # member data (+ padding) still to skip
+        self.header = bytearray()
+        self.members = 0
+        self.ended = False  # saw the zero block(s) that end an archive
+        self.error: str | None = None
+        self.last_member: str | None = None
+
+    def feed(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        pos, n = 0, len(view)
+        while pos < n and self.error is None:
+            if self.skip:
+                step = min(self.skip, n - pos)
+                self.skip -= step
+                pos += step
+                continue
+            if self.ended:  # after the end marker only zero padding is allowed
+                rest = bytes(view[pos:])
+                if rest.strip(b"\0"):
+                    self.error = (
+                        f"non-zero data after the end-of-archive marker at tar offset {self.offset + pos}"
+                    )
+                return self._advance(n)
+            need = BLOCK - len(self.header)
+            self.header += view[pos : pos + need]
+            pos += min(need, n - pos)
+            if len(self.header) == BLOCK:
+                self._header_block(self.offset + pos - BLOCK)
+                self.header.clear()
+        self._advance(n)
+
+    def _advance(self, n: int) -> None:
+        self.offset += n
+
+    def _header_block(self, at: int) -> None:
+        block = bytes(self.header)
+        if not block.strip(b"\0"):
+            self.ended = True
+            return
+        try:
+            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.HeaderError as exc:
+            after = f" after member {self.last_member}" if self.last_member else ""
+            self.error = f"tar member broken: bad header at tar offset {at}{after} ({exc})"
+            return
+        self.members += info.type in tarfile.REGULAR_TYPES
+        self.last_member = info.name
+        if info.type not in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE):
+            self.skip = -(-info.size // BLOCK) * BLOCK
+
+    def finish(self) -> str | None:
+        """The structural problem of the stream as a whole, or None."""
+        if self.error:
+            return self.error
+        if self.header:
+            return f"tar member broken: the tar stream ends inside a header (after member {self.last_member})"
+        if self.skip:
+            return f"tar member broken: the tar stream ends inside member {self.last_member}"
+        if not self.ended:
+            return "tar member broken: no end-of-archive marker"
+        return None
+
+
+class GzipTarChecker:
+    """Inflates a gzip stream fed in raw pieces and walks the tar inside; gzip CRC and length are checked."""
+
+    def __init__(self) -> None:
+        self.inflater = zlib.decompressobj(wbits=31)
+        self.walker = TarWalker()
+        self.raw = 0
+        self.error: str | None = None
+        self.done = False  # the gzip stream ended properly
+        self.trailing = 0
+
+    def feed(self, data: bytes) -> None:
+        if self.error:
+            self.raw += len(data)
+            return
+        start = self.raw
+        self.raw += len(data)
+        if self.done:  # bytes after the gzip stream: another member (concatenated gzip) or garbage
+            if not data.strip(b"\0"):
+                self.trailing += len(data)
+                return
+            self.inflater = zlib.decompressobj(wbits=31)
+            self.done = False
+        try:
+            out = self.inflater.decompress(data)
+        except zlib.error as exc:
+            if "incorrect data check" in str(exc) or "incorrect length check" in str(exc):
+                self.error = (
+                    f"gzip CRC/length check failed at the end of the stream, byte {self.raw:,} ({exc})"
+                )
+            else:
+                self.error = f"gzip data corrupt within bytes {start:,}-{self.raw:,} ({exc})"
+            return
+        self.walker.feed(out)
+        if self.inflater.eof:
+            self.done = True
+            rest = self.inflater.unused_data
+            if rest:
+                self.feed_rest(rest)
+
+    def feed_rest(self, rest: bytes) -> None:
+        self.raw -= len(rest)
+        self.feed(rest)
+
+    def finish(self) -> list[str]:
+        """Reasons the stream is broken; a tar problem is reported on its own only for a sound gzip."""
+        reasons = []
+        if self.error:
+            reasons.append(self.error)
+        elif not self.done:
+            reasons.append(f"gzip stream ends early at byte {self.raw:,}")
+        if reasons:
+            if self.walker.error:
+                reasons.append(self.walker.error)
+        else:
+            tar = self.walker.finish()
+            if tar:
+                reasons.append(tar)
+        return reasons
+
+
+CHECK_MODES = ("auto", "full", "md5")
+
+
+def check_structure(path: Path, stop: threading.Event | None = None) -> GzipTarChecker | None:
+    """Inflate and walk one archive (its own read of the file); None if ``stop`` was set midway."""
+    checker = GzipTarChecker()
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(CHUNK):
+            if stop is not None and stop.is_set():
+                return None
+            checker.feed(chunk)
+    return checker
+
+
+def verify_archive(
+    path: str | Path,
+    expected_md5: str | None,
+    *,
+    mode: str = "auto",
+    on_bytes: Callable[[int], None] | None = None,
+) -> ArchiveCheck:
+    """Check one archive: MD5 against ``expected_md5`` and the gzip + tar structure.
+
+    ``mode``: ``md5`` hashes only; ``full`` also inflates and walks the whole tar; ``auto`` (default) runs
+    the walk in a second thread beside the hash and stops it as soon as the MD5 matches (a matching
+    published MD5 proves the archive intact), so a good archive costs what ``md5sum`` costs while a bad one
+    is explained (truncated at byte N, corrupt deflate data, broken tar header). The walk re-reads the
+    bytes the hash has just read, from the page cache.
+    """
+    if mode not in CHECK_MODES:
+        raise CxrlabError(f"unknown check mode '{mode}'; choose from {', '.join(CHECK_MODES)}", exit_code=2)
+    path = Path(path)
+    check = ArchiveCheck(name=path.name, ok=False, expected_md5=expected_md5)
+    if not path.is_file():
+        check.reasons.append("missing")
+        return check
+    t0 = time.perf_counter()
+    check.size = path.stat().st_size
+    if check.size == 0:
+        check.reasons.append("size: the file is empty (0 bytes)")
+        check.md5 = hashlib.md5(b"").hexdigest()
+        return check
+    md5 = hashlib.md5()
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        walk = pool.submit(check_structure, path, stop) if mode != "md5" else None
+        try:
+            with open(path, "rb", buffering=0) as fh:
+                while chunk := fh.read(CHUNK):
+                    md5.update(chunk)
+                    if on_bytes:
+                        on_bytes(len(chunk))
+        except BaseException:
+            stop.set()
+            raise
+        check.md5 = md5.hexdigest()
+        matched = expected_md5 is not None and check.md5 == expected_md5.lower()
+        if mode == "auto" and matched:
+            stop.set()
+        checker = walk.result() if walk is not None else None
+    if expected_md5 is None and checker is not None:
+        check.notes.append("no MD5 to compare with: the gzip and tar structure alone decide")
+    elif expected_md5 is not None and not matched:
+        check.reasons.append(f"MD5 mismatch (expected {expected_md5}, got {check.md5})")
+    if checker is not None:
+        check.reasons.extend(checker.finish())
+        check.members = checker.walker.members
+    elif expected_md5 is None:
+        check.reasons.append("no MD5 to compare with and the structure was not checked (--check md5)")
+    check.ok = not check.reasons
+    check.seconds = time.perf_counter() - t0
+    return check
+
+
+def verify_folder(
+    folder: str | Path,
+    md5s: dict[str, str] | None = None,
+    *,
+    mode: str = "auto",
+    progress: bool = False,
+) -> list[ArchiveCheck]:
+    """Check every archive named in ``md5s`` (default: the FAQ's list) plus any other ``images_NNN.tar.gz``
+    present; a missing or failing archive does not stop the others."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CxrlabError(f"{folder}: no such folder")
+    md5s = dict(PUBLISHED_MD5 if md5s is None else md5s)
+    names = sorted(set(md5s) | {p.name for p in folder.iterdir() if ARCHIVE_PATTERN.match(p.name)})
+    total = sum((folder / n).stat().st_size for n in names if (folder / n).is_file())
+    results: list[ArchiveCheck] = []
+    with maybe_progress(progress, bytes_=True) as bar:
+        task = bar.add_task("verifying", total=total) if bar is not None else None
+        for name in names:
+            if bar is not None and task is not None:
+                bar.update(task, description=name)
+            advance = (lambda n: bar.advance(task, n)) if bar is not None and task is not None else None
+            results.append(verify_archive(folder / name, md5s.get(name), mode=mode, on_bytes=advance))
+    return results
+
+
+def checks_to_json(checks: list[ArchiveCheck]) -> dict[str, object]:
+    return {
+        "ok": all(c.ok for c in checks),
+        "archives": [{**asdict(c), "status": c.status} for c in checks],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- extract
+@dataclass
+class ExtractSummary:
+    archives: int = 0
+    archives_skipped: int = 0
+    written: int = 0
+    skipped: int = 0
+    redone: int = 0
+    ignored: list[str] = field(default_factory=list)
+    bytes_written: int = 0
+
+
+def _safe_member_name(name: str) -> str | None:
+    """``images/<file>`` -> ``<file>``; None for anything else (other folders, traversal, absolute)."""
+    p = PurePosixPath(name)
+    parts = [x for x in p.parts if x not in ("", ".")]
+    if p.is_absolute() or ".." in parts or len(parts) != 2 or parts[0] != "images":
+        return None
+    return parts[1]
+
+
+def _archive_state(out: Path, archive: Path) -> Path:
+    return out / _STATE_DIR / f"{archive.name}.json"
+
+
+def _already_complete(out: Path, archive: Path) -> bool:
+    state = _archive_state(out, archive)
+    try:
+        data = json.loads(state.read_text())
+    except (OSError, ValueError):
+        return False
+    st = archive.stat()
+    if data.get("archive_size") != st.st_size or data.get("archive_mtime") != int(st.st_mtime):
+        return False
+    images = out / "images"
+    for name, size in data.get("members", {}).items():
+        try:
+            if (images / name).stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _write_state(out: Path, archive: Path, members: dict[str, int]) -> None:
+    state = _archive_state(out, archive)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    st = archive.stat()
+    tmp = state.with_suffix(".json.part")
+    tmp.write_text(
+        json.dumps({"archive_size": st.st_size, "archive_mtime": int(st.st_mtime), "members": members})
+    )
+    os.replace(tmp, state)
+
+
+def extract_archive(
+    archive: str | Path,
+    out: str | Path,
+    summary: ExtractSummary,
+    *,
+    on_member: Callable[[int], None] | None = None,
+) -> None:
+    """Stream one archive into ``out/images/``: regular files under ``images/`` only, each via ``.part``."""
+    archive, out = Path(archive), Path(out)
+    images = out / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    summary.archives += 1
+    if _already_complete(out, archive):
+        summary.archives_skipped += 1
+        return
+    members: dict[str, int] = {}
+    try:
+        with tarfile.open(archive, mode="r|gz", bufsize=1 << 20) as tar:
+            for member in tar:
+                name = _safe_member_name(member.name)
+                if member.isdir() and member.name.strip("/") in ("images", "./images"):
+                    continue
+                if name is None or not member.isfile():
+                    summary.ignored.append(f"{archive.name}:{member.name}")
+                    continue
+                dest = images / name
+                try:
+                    complete = dest.stat().st_size == member.size
+                    existed = True
+                except OSError:
+                    complete, existed = False, False
+                if complete:
+                    summary.skipped += 1
+                else:
+                    part = dest.with_name(dest.name + ".part")
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    try:
+                        with open(part, "wb") as fh:
+                            shutil.copyfileobj(src, fh, length=1 << 20)
+                        os.replace(part, dest)
+                    except BaseException:
+                        part.unlink(missing_ok=True)
+                        raise
+                    os.utime(dest, (member.mtime, member.mtime))
+                    summary.written += 1
+                    summary.redone += existed
+                    summary.bytes_written += member.size
+                members[name] = member.size
+                if on_member:
+                    on_member(1)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise CxrlabError(
+            f"{archive}: extraction stopped ({exc}); run `cxrlab nih verify` on the folder, then re-run "
+            "extract (finished files are kept)"
+        ) from None
+    _write_state(out, archive, members)
+
+
+def extract_folder(folder: str | Path, out: str | Path, *, progress: bool = False) -> ExtractSummary:
+    """Extract every ``images_NNN.tar.gz`` of ``folder`` into ``out/images/`` (resumable)."""
+    folder, out = Path(folder), Path(out)
+    if not folder.is_dir():
+        raise CxrlabError(f"{folder}: no such folder")
+    archives = sorted(p for p in folder.iterdir() if ARCHIVE_PATTERN.match(p.name))
+    if not archives:
+        raise CxrlabError(f"{folder}: no images_NNN.tar.gz archive")
+    summary = ExtractSummary()
+    with maybe_progress(progress) as bar:
+        task = bar.add_task("extracting", total=None) if bar is not None else None
+        for archive in archives:
+            if bar is not None and task is not None:
+                bar.update(task, description=archive.name)
+            step = (lambda n: bar.advance(task, n)) if bar is not None and task is not None else None
+            extract_archive(archive, out, summary, on_member=step)
+    return summary

@@ -1,0 +1,177 @@
+"""cxrlab.datasets.nih_archives: verification names each broken archive and why; extraction resumes."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxrlab.datasets.nih_archives import (
+    PUBLISHED_MD5,
+    extract_folder,
+    read_md5_file,
+    verify_archive,
+    verify_folder,
+)
+from cxrlab.errors import CxrlabError
+
+
+def _png_like(rng: np.random.Generator, size: int) -> bytes:
+    """Bytes that compress a little, like PNGs inside gzip: a PNG signature, then mostly noise."""
+    body = rng.integers(0, 256, size, dtype=np.uint8)
+    body[::7] = 0
+    return b"\x89PNG\r\n\x1a\n" + body.tobytes()
+
+
+def _make_archive(
+    path: Path, names: list[str], seed: int, extra: list[tuple[str, bytes]] = ()
+) -> dict[str, bytes]:  # type: ignore[assignment]
+    rng = np.random.default_rng(seed)
+    files = {name: _png_like(rng, int(rng.integers(20_000, 60_000))) for name in names}
+    with gzip.open(path, "wb") as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("images")
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+        for name, data in [*((f"images/{n}", d) for n, d in files.items()), *extra]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 1_500_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return files
+
+
+@pytest.fixture
+def archives(tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, bytes]]:
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    everything: dict[str, bytes] = {}
+    for i in range(1, 4):
+        names = [f"{i:08d}_{k:03d}.png" for k in range(6)]
+        everything.update(_make_archive(folder / f"images_{i:03d}.tar.gz", names, seed=i))
+    md5s = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.glob("images_*.tar.gz"))}
+    (folder / "images_md5.txt").write_text("".join(f"{v}  {k}\n" for k, v in md5s.items()))
+    return folder, md5s, everything
+
+
+@pytest.mark.parametrize("mode", ["auto", "full", "md5"])
+def test_good_archives_pass(archives, mode: str) -> None:  # type: ignore[no-untyped-def]
+    folder, md5s, _ = archives
+    checks = verify_folder(folder, read_md5_file(folder / "images_md5.txt"), mode=mode)
+    assert [c.name for c in checks] == sorted(md5s)
+    assert all(c.ok for c in checks), [c.reasons for c in checks]
+    assert [c.md5 for c in checks] == [md5s[c.name] for c in checks]
+    if mode == "full":
+        assert [c.members for c in checks] == [6, 6, 6]
+
+
+def test_truncated_flipped_and_missing_archives_are_each_named(archives) -> None:  # type: ignore[no-untyped-def]
+    folder, md5s, _ = archives
+    one, two, three = (folder / n for n in sorted(md5s))
+    cut = one.stat().st_size * 2 // 3
+    with open(one, "r+b") as fh:  # a download cut short
+        fh.truncate(cut)
+    data = bytearray(two.read_bytes())  # one flipped byte in the middle
+    data[len(data) // 2] ^= 0x01
+    two.write_bytes(bytes(data))
+    three.unlink()
+    checks = {c.name: c for c in verify_folder(folder, md5s)}
+    assert not checks[one.name].ok
+    assert f"gzip stream ends early at byte {cut:,}" in checks[one.name].reasons
+    assert any(r.startswith("MD5 mismatch") for r in checks[one.name].reasons)
+    assert not checks[two.name].ok
+    assert any(r.startswith("MD5 mismatch") for r in checks[two.name].reasons)
+    assert any("gzip" in r for r in checks[two.name].reasons), checks[two.name].reasons
+    assert checks[three.name].status == "missing" and checks[three.name].reasons == ["missing"]
+
+
+def test_broken_tar_header_inside_a_sound_gzip(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for k, size in enumerate((100, 700, 300)):
+            info = tarfile.TarInfo(f"images/0000000{k}_000.png")
+            info.size = size
+            tar.addfile(info, io.BytesIO(bytes(size)))
+    raw = bytearray(buf.getvalue())
+    second_header = 512 + 512  # header + one data block of the first member
+    raw[second_header + 140] ^= 0x20  # inside the mode field: the header checksum no longer matches
+    path = tmp_path / "images_001.tar.gz"
+    path.write_bytes(gzip.compress(bytes(raw)))
+    check = verify_archive(path, None)
+    assert not check.ok
+    assert any("tar member broken" in r and f"offset {second_header}" in r for r in check.reasons), (
+        check.reasons
+    )
+
+
+def test_empty_archive_and_builtin_list(tmp_path: Path) -> None:
+    (tmp_path / "images_001.tar.gz").write_bytes(b"")
+    checks = {c.name: c for c in verify_folder(tmp_path)}
+    assert set(checks) == set(PUBLISHED_MD5)  # the FAQ's twelve, all named
+    assert checks["images_001.tar.gz"].reasons == ["size: the file is empty (0 bytes)"]
+    assert sum(c.status == "missing" for c in checks.values()) == 11
+
+
+def test_md5_file_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "md5.txt"
+    bad.write_text("not a checksum line\n")
+    with pytest.raises(CxrlabError, match="line 1"):
+        read_md5_file(bad)
+    good = tmp_path / "md5b.txt"
+    good.write_text("FE8ED0A6961412FDDCBB3603C11B3698 *dir/images_001.tar.gz\n")
+    assert read_md5_file(good) == {"images_001.tar.gz": "fe8ed0a6961412fddcbb3603c11b3698"}
+
+
+def test_extract_writes_all_then_resumes(archives, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder, _, files = archives
+    out = tmp_path / "out"
+    first = extract_folder(folder, out)
+    assert first.written == len(files)
+    for name, data in files.items():
+        assert (out / "images" / name).read_bytes() == data
+    assert not list((out / "images").glob("*.part"))
+    again = extract_folder(folder, out)
+    assert again.written == 0 and again.archives_skipped == 3
+
+    # A PNG cut short (an interrupted run) and a leftover .part are redone; the rest skipped.
+    victim = out / "images" / sorted(files)[4]
+    with open(victim, "r+b") as fh:
+        fh.truncate(100)
+    (out / "images" / (victim.name + ".part")).write_bytes(b"junk")
+    third = extract_folder(folder, out)
+    assert third.written == 1 and third.redone == 1
+    assert third.skipped == 5 and third.archives_skipped == 2
+    assert victim.read_bytes() == files[victim.name]
+
+
+def test_extract_refuses_path_traversal_and_other_folders(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    evil = [
+        ("../evil.png", b"x"),
+        ("/abs.png", b"y"),
+        ("other/readme.txt", b"z"),
+        ("images/../../up.png", b"w"),
+    ]
+    files = _make_archive(raw / "images_001.tar.gz", ["00000001_000.png"], seed=5, extra=evil)
+    out = tmp_path / "deep" / "out"
+    summary = extract_folder(raw, out)
+    assert summary.written == 1
+    assert sorted(os.listdir(out / "images")) == list(files)
+    assert len(summary.ignored) == 4
+    assert not (tmp_path / "deep" / "evil.png").exists() and not (tmp_path / "up.png").exists()
+
+
+def test_extract_names_a_truncated_archive(archives, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder, _, _ = archives
+    path = folder / "images_002.tar.gz"
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+    with pytest.raises(CxrlabError, match=r"images_002\.tar\.gz: extraction stopped"):
+        extract_folder(folder, tmp_path / "out")
+    assert not list((tmp_path / "out" / "images").glob("*.part"))

@@ -1,0 +1,69 @@
+"""``cxrlab nih verify | extract | index``: exit codes, JSON, messages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from test_nih_archives import _make_archive
+
+from conftest import REPO
+
+FIXTURE = REPO / "tests" / "fixtures" / "nih"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cxrlab.cli.main", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_verify_extract_cli(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i in (1, 2):
+        _make_archive(raw / f"images_{i:03d}.tar.gz", [f"0000000{i}_000.png", f"0000000{i}_001.png"], seed=i)
+    md5 = raw / "images_md5.txt"
+    md5.write_text(
+        "".join(f"{hashlib.md5(p.read_bytes()).hexdigest()}  {p.name}\n" for p in sorted(raw.glob("*.gz")))
+    )
+    good = _cli("nih", "verify", str(raw), "--md5-file", str(md5), "--json")
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["ok"] is True
+
+    # Against the FAQ's MD5s these phantom archives mismatch and ten are missing: exit 1, each named.
+    faq = _cli("nih", "verify", str(raw))
+    assert faq.returncode == 1
+    assert "images_012.tar.gz" in faq.stdout and "MD5 mismatch" in faq.stdout.replace("\n", " ")
+
+    path = raw / "images_002.tar.gz"
+    path.write_bytes(path.read_bytes()[:-100])
+    cut = _cli("nih", "verify", str(raw), "--md5-file", str(md5), "--json")
+    assert cut.returncode == 1
+    results = {a["name"]: a for a in json.loads(cut.stdout)["archives"]}
+    assert results["images_001.tar.gz"]["ok"] is True
+    assert any("gzip stream ends early" in r for r in results["images_002.tar.gz"]["reasons"])
+
+    out = _cli("nih", "extract", str(raw), str(tmp_path / "out"))
+    assert out.returncode == 1 and "images_002.tar.gz: extraction stopped" in out.stderr
+    assert "Traceback" not in out.stderr
+    written = {p.name for p in (tmp_path / "out" / "images").iterdir()}
+    assert {"00000001_000.png", "00000001_001.png"} <= written  # the sound archive is complete
+    assert not [n for n in written if n.endswith(".part")]
+
+
+def test_index_cli_on_the_real_excerpt(tmp_path: Path) -> None:
+    out = _cli("nih", "index", str(FIXTURE), "--out", str(tmp_path / "t"), "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["images"] == 380 and summary["splits"] == {"train_val": 275, "test": 105}
+    assert summary["boxes"] == 23
+    assert (tmp_path / "t" / "images.parquet").is_file()
+    human = _cli("nih", "index", str(FIXTURE), "--out", str(tmp_path / "t2"), "--strict")
+    assert human.returncode == 0, human.stderr  # only notes on the real excerpt, no warning
+    assert "Indexed 380 images" in human.stdout
+    missing = _cli("nih", "index", str(tmp_path / "nope"), "--out", str(tmp_path / "t3"))
+    assert missing.returncode == 1 and "no such folder" in missing.stderr
