@@ -13,6 +13,7 @@ from cxrlab.cli import export as _export_cli
 from cxrlab.cli import labels as _labels_cli
 from cxrlab.cli import nih as _nih_cli
 from cxrlab.cli import phantom as _phantom_cli
+from cxrlab.cli import reports as _reports_cli
 from cxrlab.cli import score as _score_cli
 from cxrlab.cli import splits as _splits_cli
 from cxrlab.cli import stats as _stats_cli
@@ -24,6 +25,7 @@ app = new_app("cxrlab: chest X-ray datasets with radiologist annotations, from a
 app.add_typer(_vindr_cli.app, name="vindr")
 app.add_typer(_labels_cli.app, name="labels")
 app.add_typer(_phantom_cli.app, name="phantom")
+app.add_typer(_reports_cli.app, name="reports")
 app.command("score")(_score_cli.score)
 app.add_typer(_score_cli.submission_app, name="submission")
 app.add_typer(_nih_cli.app, name="nih")

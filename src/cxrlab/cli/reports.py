@@ -1,0 +1,178 @@
+"""``cxrlab reports``: label free-text radiology reports, and score the labeler against gold labels."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from cxrlab.cli.common import console, new_app, print_json
+from cxrlab.errors import UsageError
+
+app = new_app("Label free-text radiology reports: findings, negation, uncertainty.")
+
+
+class LabelSetChoice(StrEnum):
+    nih = "nih"
+    chexpert = "chexpert"
+    vindr = "vindr"
+
+
+class UncertainChoice(StrEnum):
+    keep = "keep"
+    positive = "positive"
+    negative = "negative"
+
+
+class SplitChoice(StrEnum):
+    all = "all"
+    dev = "dev"
+    holdout = "holdout"
+
+
+def write_table(table: pd.DataFrame, out: Path) -> Path:
+    """CSV (blank = not mentioned) or Parquet by suffix; written to a temporary name, then renamed."""
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".tsv"):
+        raise UsageError(f"{out}: the output must end in .csv, .tsv or .parquet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    os.close(fd)
+    try:
+        if suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+@app.command("label")
+def label(
+    source: Annotated[
+        Path, typer.Argument(help="A CSV of reports, or a folder of .txt files (one report each).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output table: .csv, .tsv or .parquet.")],
+    labels: Annotated[
+        LabelSetChoice, typer.Option(help="Label set: one column per label.")
+    ] = LabelSetChoice.nih,
+    uncertain: Annotated[
+        UncertainChoice,
+        typer.Option(help="Uncertain mentions: keep as -1, or count them as positive or negative."),
+    ] = UncertainChoice.keep,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Add an 'explanation' column: matched phrase and rule per label."),
+    ] = False,
+    text_col: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="CSV column(s) holding the text (repeat; default: findings+impression, report, text)."
+        ),
+    ] = None,
+    id_col: Annotated[
+        str | None, typer.Option(help="CSV column with the report id (default: guessed).")
+    ] = None,
+    phrases: Annotated[
+        Path | None, typer.Option(help="Your own phrase list instead of the shipped one.")
+    ] = None,
+    rules: Annotated[Path | None, typer.Option(help="Your own negation/uncertainty rules file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Label reports: 1 positive, 0 negative, -1 uncertain, blank not mentioned; 'No finding' derived."""
+    from cxrlab.reports.labeler import ReportLabeler
+    from cxrlab.reports.reading import read_reports
+
+    reports = read_reports(source, text_columns=text_col, id_column=id_col)
+    labeler = ReportLabeler(labels.value, phrases=phrases, rules=rules)
+    table = labeler.label_reports(
+        reports["text"], reports["report_id"], uncertain=uncertain.value, explain=explain, progress=True
+    )
+    write_table(table, out)
+    columns = list(labeler.label_set.labels)
+    summary = {
+        "reports": len(table),
+        "out": str(out),
+        "labels": {
+            c: {
+                "positive": int((table[c] == 1).sum()),
+                "uncertain": int((table[c] == -1).sum()),
+                "negative": int((table[c] == 0).sum()),
+            }
+            for c in columns
+        },
+    }
+    if as_json:
+        print_json(summary)
+        return
+    grid = Table(title=f"{len(table)} reports labelled with the {labels.value} list -> {out}")
+    for name in ("label", "positive", "uncertain", "negative"):
+        grid.add_column(name, justify="left" if name == "label" else "right")
+    for c, counts in summary["labels"].items():  # type: ignore[union-attr]
+        grid.add_row(c, *(str(counts[k]) for k in ("positive", "uncertain", "negative")))
+    console.print(grid)
+
+
+def _fmt(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
+def evaluation_table(frame: pd.DataFrame, title: str) -> Table:
+    """A rich table of per-label precision / recall / F1 (rows of :meth:`Evaluation.to_frame`)."""
+    grid = Table(title=title)
+    for name in ("label", "support", "tp", "fp", "fn", "precision", "recall", "F1"):
+        grid.add_column(name, justify="left" if name == "label" else "right")
+    for row in frame.itertuples(index=False):
+        grid.add_row(
+            str(row.label),
+            str(row.support),
+            str(row.tp),
+            str(row.fp),
+            str(row.fn),
+            _fmt(row.precision),
+            _fmt(row.recall),
+            _fmt(row.f1),
+            style="bold" if row.label == "micro" else None,
+        )
+    return grid
+
+
+@app.command("evaluate")
+def evaluate(
+    reports_csv: Annotated[
+        Path, typer.Argument(help="Indiana/Open-i reports CSV (uid, findings, impression).")
+    ],
+    gold_csv: Annotated[
+        Path, typer.Argument(help="NegBio gold CSV (filename = CXR<uid>, one 0/1 column per label).")
+    ],
+    split: Annotated[
+        SplitChoice, typer.Option(help="Score all reports, or the dev / holdout part of a hash split.")
+    ] = SplitChoice.all,
+    uncertain: Annotated[
+        UncertainChoice, typer.Option(help="How uncertain mentions count against the 0/1 gold.")
+    ] = UncertainChoice.negative,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Per-label precision, recall and F1 of the NIH list on Open-i reports, and the micro average."""
+    from cxrlab.reports.evaluate import evaluate_openi
+
+    result = evaluate_openi(reports_csv, gold_csv, split=split.value, uncertain=uncertain.value)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    title = f"{result.reports} reports ({split.value}), uncertain counted {uncertain.value}"
+    console.print(evaluation_table(result.to_frame(), title))
+    console.print(
+        f"micro-F1 {result.micro.f1:.3f} over the {len(result.scored)} labels with positives; "
+        f"macro-F1 {result.macro_f1:.3f}"
+    )
