@@ -182,7 +182,7 @@ def _box_rows(path: Path, split: str, *, has_reader: bool, challenge: bool) -> p
 
 
 def _image_label_rows(path: Path, split: str, *, has_reader: bool) -> pd.DataFrame:
-    """Positive cells of an image_labels CSV as (image_id, reader, label) rows, labels as written."""
+    """Every cell of an image_labels CSV as (image_id, reader, label, ticked) rows, labels as written."""
     df = _read_csv(path, ["image_id", "rad_id"] if has_reader else ["image_id"])
     label_columns = [c for c in df.columns if c not in ("image_id", "rad_id")]
     long = df.melt(id_vars=["image_id", "rad_id"] if has_reader else ["image_id"], value_vars=label_columns)
@@ -192,13 +192,13 @@ def _image_label_rows(path: Path, split: str, *, has_reader: bool) -> pd.DataFra
         raise CxrlabError(
             f"{path}: label cells must be 0 or 1; found {long.loc[bad, 'value'].head(3).tolist()}"
         )
-    long = long[value.fillna(0) > 0]
     return pd.DataFrame(
         {
             "image_id": long["image_id"].str.strip().to_numpy(),
             "split": split,
             "reader": long["rad_id"].str.strip().to_numpy() if has_reader else CONSENSUS,
             "label": long["variable"].to_numpy(),
+            "ticked": (value.fillna(0) > 0).to_numpy(),
         }
     )
 
@@ -347,7 +347,8 @@ def _merge_image_labels(boxes: pd.DataFrame, ticks: pd.DataFrame, issues: _Issue
         return boxes
     key = ["image_id", "reader", "label"]
     in_boxes = boxes[key].drop_duplicates()
-    images_with_ticks = ticks[["image_id", "reader"]].drop_duplicates()
+    images_with_ticks = ticks[["image_id", "reader"]].drop_duplicates()  # rows of the file, ticked or not
+    ticks = ticks[ticks["ticked"].to_numpy(dtype=bool)]
     merged = ticks.drop_duplicates(key).merge(in_boxes, on=key, how="left", indicator=True)
     only_ticks = merged[merged["_merge"] == "left_only"][[*key, "split"]]
     local_only = only_ticks[only_ticks["label"].isin(VINDR.local)]
@@ -510,7 +511,7 @@ def index_vindr(
     ticks = (
         pd.concat(ticks_parts, ignore_index=True)
         if ticks_parts
-        else _empty_raw()[["image_id", "split", "reader", "label"]]
+        else _empty_raw()[["image_id", "split", "reader", "label"]].assign(ticked=False)
     )
     if not ticks.empty:
         ticks = _canonical_labels(ticks, issues, allow_unknown, where)

@@ -249,9 +249,11 @@ def _fuse_boxes(
     """All images at once: numpy arrays prepared once, sorted by image, one ensemble-boxes call per image."""
     has = human[BOX_COLUMNS].notna().all(axis=1).to_numpy()
     bx = human[has]
-    columns = ["image_id", "label", *BOX_COLUMNS, "n_readers"]
     if bx.empty:
-        return pd.DataFrame({c: [] for c in columns}).astype({"n_readers": np.int64}), {
+        empty = {"image_id": pd.Series(dtype=object), "label": pd.Series(dtype=object)}
+        empty.update({c: pd.Series(dtype=float) for c in BOX_COLUMNS})
+        empty["n_readers"] = pd.Series(dtype=np.int64)
+        return pd.DataFrame(empty), {
             "input_boxes": 0,
             "images_scaled_by_max_coordinate": 0,
         }

@@ -17,7 +17,8 @@ Formats (files are written under a temporary name, then renamed):
   ``ImageSets/Main/<split>.txt``.
 - ``vindr-csv``: the PhysioNet release's ``annotations/annotations_{train,test}.csv`` (local labels and ``No
   finding``) and ``image_labels_{train,test}.csv`` (every label, 0/1); the test split's reader is the
-  ``consensus``; a ``consensus`` of training images is written with rad_id ``consensus``.
+  ``consensus``; a ``consensus`` of training images is written with rad_id ``consensus``
+  (the release files have no score column: scores read back as 1.0).
 - ``challenge-csv``: the challenge's ``train.csv`` with ``class_id``; labels outside its 14 classes are left
   out and counted, and a reader left with nothing on an image gets ``No finding`` (14), as in the challenge.
 
@@ -81,7 +82,9 @@ def _write_csv(path: Path, df: pd.DataFrame) -> Path:
 
 
 def read_manifest(converted: str | Path) -> pd.DataFrame:
-    """The converted folder's manifest: per image the new size, the scale and padding, the output file."""
+    """The converted folder's manifest: per image the new size, the scale (and padding, 0 when absent), the
+    output file (relative to the folder). Rows of a ``cxrlab convert`` manifest whose status is not ``ok`` are
+    left out."""
     converted = Path(converted)
     for name in MANIFEST_NAMES:
         path = converted / name
@@ -101,9 +104,25 @@ def read_manifest(converted: str | Path) -> pd.DataFrame:
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise CxrlabError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
-    return (
+    if "status" in df.columns:  # cxrlab convert's manifest: failed conversions have no output to point at
+        df = df[df["status"].astype(str) == "ok"]
+    df = (
         df[MANIFEST_COLUMNS].astype({"image_id": str, "output": str}).drop_duplicates("image_id", keep="last")
     )
+    df["output"] = [_relative_to(o, converted) for o in df["output"]]
+    return df.reset_index(drop=True)
+
+
+def _relative_to(output: str, folder: Path) -> str:
+    """An output path relative to the converted folder where it lies inside it (COCO/VOC file names)."""
+    path = Path(output)
+    if path.is_absolute():
+        for base in (folder.resolve(), folder.absolute()):
+            try:
+                return str(path.relative_to(base))
+            except ValueError:
+                continue
+    return output
 
 
 def _select_readers(findings: pd.DataFrame, readers: Sequence[str] | None) -> pd.DataFrame:
