@@ -9,6 +9,8 @@ import typer
 from rich.markup import escape
 
 from cxrlab import __version__
+from cxrlab.cli import convert as _convert_cli
+from cxrlab.cli import dicom as _dicom_cli
 from cxrlab.cli import export as _export_cli
 from cxrlab.cli import labels as _labels_cli
 from cxrlab.cli import nih as _nih_cli
@@ -32,6 +34,8 @@ app.add_typer(_nih_cli.app, name="nih")
 app.add_typer(_splits_cli.app, name="splits")
 app.command("stats")(_stats_cli.stats_cmd)
 app.command("export")(_export_cli.export_cmd)
+app.command("convert")(_convert_cli.convert_cmd)
+app.add_typer(_dicom_cli.app, name="dicom")
 
 
 def _version(value: bool) -> None:

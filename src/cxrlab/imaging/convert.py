@@ -480,7 +480,7 @@ def _run_dask(tasks: list[Task], options: ConvertOptions, address: str,
             owner[future.key] = task
             return future
 
-        stream = as_completed([submit(t) for t in islice(remaining, 2 * slots)])
+        stream = as_completed([submit(t) for t in islice(remaining, 2 * slots)], loop=client.loop)
         for future in stream:
             task = owner.pop(future.key)
             try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,9 @@ def read_dataset(path: str | Path) -> Dataset:
     """
     path = Path(path)
     try:
-        ds = pydicom.dcmread(path, force=True)
+        with warnings.catch_warnings():  # pydicom warns on every quirk; problems are reported per file
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, force=True)
     except (InvalidDicomError, OSError, EOFError, ValueError, struct.error) as exc:
         raise DecodeError(f"{path}: not a readable DICOM file ({exc})") from None
     except Exception as exc:  # pydicom raises many types on a truncated or garbled file
@@ -346,7 +349,9 @@ def decode_pixels(ds: Dataset, *, target: tuple[int, int] | None = None, path: s
         arr, name, reduce = fast
         return Decoded(arr, syntax, inferred, name, reduce, frames)
     try:
-        arr = ds.pixel_array if frames == 1 else ds.pixel_array[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = ds.pixel_array if frames == 1 else ds.pixel_array[0]
     except Exception as exc:
         raise DecodeError(
             f"{path or 'dataset'}: cannot decode {syntax_name(syntax)} pixel data ({exc})"
