@@ -40,8 +40,29 @@ def step_phantoms(ctx: DemoContext) -> None:
     print_summary(nih.summary, nih.root, ctx.console)
 
 
+def step_convert(ctx: DemoContext) -> None:
+    """Convert the VinDr phantom's DICOMs to 1024 px PNGs (boxes rescaled when its tables exist)."""
+    from cxrlab.cli.convert import manifest_summary, print_summary
+    from cxrlab.imaging.convert import ConvertOptions, convert
+
+    out = ctx.work / "vindr-1024"
+    findings = ctx.paths.get("vindr_tables")
+    result = convert(
+        ctx.paths["vindr_raw"],
+        out,
+        ConvertOptions(size=1024),
+        workers=2,
+        findings=findings if findings is not None and (findings / "findings.parquet").is_file() else None,
+        progress=True,
+        on_failure=lambda r: ctx.console.print(f"  [yellow]skipped:[/yellow] {r['error']}", markup=True),
+    )
+    print_summary(result, manifest_summary(out / "manifest.parquet"), out, ctx.console)
+    ctx.paths["vindr_converted"] = out
+
+
 STEPS: list[tuple[str, Step]] = [
     ("Phantom datasets in the real formats", step_phantoms),
+    ("VinDr-CXR DICOMs -> 1024 px PNG (cxrlab convert)", step_convert),
 ]
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -89,7 +90,7 @@ def convert_cmd(
 
     result = convert(src, out, options, workers=workers, cluster=cluster, root=root, findings=findings,
                      progress=not json_out, on_failure=report)  # fmt: skip
-    manifest = _summary(result.manifest) if result.manifest else {}
+    manifest = manifest_summary(result.manifest) if result.manifest else {}
     if json_out:
         print_json({"total": result.total, "converted": result.converted, "skipped": result.skipped,
                     "failed": result.failed, "seconds": round(result.seconds, 2), "out": str(out),
@@ -100,7 +101,7 @@ def convert_cmd(
         raise typer.Exit(1)
 
 
-def _summary(manifest_path: Path) -> dict[str, Any]:
+def manifest_summary(manifest_path: Path) -> dict[str, Any]:
     import pandas as pd
 
     m = pd.read_parquet(manifest_path)
@@ -115,7 +116,7 @@ def _summary(manifest_path: Path) -> dict[str, Any]:
     }
 
 
-def print_summary(result: Any, manifest: dict[str, Any], out: Path) -> None:
+def print_summary(result: Any, manifest: dict[str, Any], out: Path, console: Console = console) -> None:
     """The manifest summary as rich tables (also used by the demo)."""
     console.print(
         f"Converted {result.converted}, skipped {result.skipped} already done, failed {result.failed} "
