@@ -117,14 +117,14 @@ def _encode(truth: pd.DataFrame, pred: pd.DataFrame, classes: Sequence[object] |
     p_box = pred[BOX_COLUMNS].to_numpy(dtype=float)
     if np.isnan(t_box).any() or np.isnan(p_box).any():
         raise CxrlabError("detection metrics need a box on every row; drop image-level rows first")
-    images, _ = pd.factorize(pd.concat([truth["image_id"], pred["image_id"]], ignore_index=True).astype(str))
+    ids = pd.concat([truth["image_id"], pred["image_id"]], ignore_index=True)
+    images, _ = pd.factorize(ids if truth["image_id"].dtype == pred["image_id"].dtype else ids.astype(str))
     n_images = int(images.max()) + 1 if len(images) else 1
     if classes is None:
         found = pd.unique(pd.concat([truth["label"], pred["label"]], ignore_index=True))
         classes = sorted(found, key=lambda c: (str(type(c)), c))
-    index = pd.Index(list(classes), dtype=object)
-    t_cls = index.get_indexer(truth["label"].astype(object)).astype(np.int64)
-    p_cls = index.get_indexer(pred["label"].astype(object)).astype(np.int64)
+    t_cls = _class_codes(truth["label"], classes)
+    p_cls = _class_codes(pred["label"], classes)
     # Rows of classes outside ``classes`` are dropped, in the truth and in the predictions.
     t_keep, p_keep = t_cls >= 0, p_cls >= 0
     t_cls, p_cls = t_cls[t_keep], p_cls[p_keep]
@@ -146,6 +146,19 @@ def _encode(truth: pd.DataFrame, pred: pd.DataFrame, classes: Sequence[object] |
     )
 
 
+_DENSE_KEYS = (
+    50_000_000  # up to this many (class, image) keys, look groups up in a table instead of searching
+)
+
+
+def _class_codes(labels: pd.Series, classes: Sequence[object]) -> np.ndarray:
+    """Position of each label in ``classes`` (-1 if absent), by factorizing first: fast on large tables."""
+    codes, uniques = pd.factorize(labels)
+    index = pd.Index(list(classes), dtype=object)
+    lookup = np.append(index.get_indexer(pd.Index(uniques, dtype=object)), -1)  # code -1 (NaN) -> -1
+    return lookup[codes].astype(np.int64)
+
+
 def _pairs(query_key: np.ndarray, target_key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (query, target) pair sharing a key: query-major, targets in table order within a query.
 
@@ -153,13 +166,30 @@ def _pairs(query_key: np.ndarray, target_key: np.ndarray) -> tuple[np.ndarray, n
     """
     order = np.argsort(target_key, kind="stable")
     sorted_keys = target_key[order]
-    start = np.searchsorted(sorted_keys, query_key, side="left")
-    count = np.searchsorted(sorted_keys, query_key, side="right") - start
+    n_keys = int(max(query_key.max(initial=-1), target_key.max(initial=-1))) + 1
+    if n_keys <= _DENSE_KEYS:
+        per_key = np.bincount(target_key, minlength=n_keys)
+        first = np.cumsum(per_key) - per_key
+        start, count = first[query_key], per_key[query_key]
+    else:
+        start = np.searchsorted(sorted_keys, query_key, side="left")
+        count = np.searchsorted(sorted_keys, query_key, side="right") - start
     total = int(count.sum())
     pair_query = np.repeat(np.arange(len(query_key)), count)
     offset = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
     pair_target = order[np.repeat(start, count) + offset]
     return pair_query, pair_target, count
+
+
+def _class_score_order(cls: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Indices sorted by class, then descending score, ties in table order (two stable sorts; the second is a
+    radix sort on small class codes)."""
+    by_score = np.argsort(-score)  # the fast unstable sort; equal to the stable one when scores are distinct
+    ranked = score[by_score]
+    if len(ranked) > 1 and (ranked[1:] == ranked[:-1]).any():
+        by_score = np.argsort(-score, kind="stable")
+    small = cls.astype(np.int16) if len(cls) and cls.max() < 2**15 else cls
+    return by_score[np.argsort(small[by_score], kind="stable")]
 
 
 def _best_per_query(values: np.ndarray, count: np.ndarray, pair_target: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -211,9 +241,9 @@ def _voc_ap(tp: np.ndarray, n_truth: int) -> float:
 
 def _voc_tp(enc: _Encoded, thresholds: np.ndarray, inclusive: bool) -> tuple[np.ndarray, np.ndarray]:
     """Sort order (class, descending score) and the TP matrix (T, P) of the sorted predictions."""
-    order = np.lexsort((-enc.p_score, enc.p_cls))  # stable
+    order = _class_score_order(enc.p_cls, enc.p_score)
     pq, pt, count = _pairs(enc.p_key[order], enc.t_key)
-    iou = box_iou(enc.p_box[order][pq], enc.t_box[pt])
+    iou = box_iou(enc.p_box[order[pq]], enc.t_box[pt])
     best, target = _best_per_query(iou, count, pt)
     tp = np.zeros((len(thresholds), len(order)), dtype=bool)
     for k, thr in enumerate(thresholds):

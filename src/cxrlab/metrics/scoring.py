@@ -240,7 +240,7 @@ def challenge_predictions(preds: Predictions) -> tuple[pd.DataFrame, list[str]]:
     """Predictions as challenge classes; ``No finding`` without a box gets ``0 0 1 1``."""
     f = preds.findings
     cls = _challenge_class(f["label"])
-    box = f[BOX_COLUMNS].to_numpy(dtype=float)
+    box = f[BOX_COLUMNS].to_numpy(dtype=float, copy=True)
     no_box = np.isnan(box).any(axis=1)
     normal = (cls == CHALLENGE_NO_FINDING_ID).to_numpy()
     box[normal & no_box] = NORMAL_BOX

@@ -262,7 +262,7 @@ def make_submission(
     matched = df["label"].astype(str).map(VINDR_CHALLENGE.match)
     counts = {"dropped_label": int(matched.isna().sum())}
     df = df[matched.notna()].assign(label=matched[matched.notna()])
-    box = df[["x_min", "y_min", "x_max", "y_max"]].to_numpy(dtype=float)
+    box = df[["x_min", "y_min", "x_max", "y_max"]].to_numpy(dtype=float, copy=True)
     no_box = np.isnan(box).any(axis=1)
     normal = (df["label"] == NO_FINDING).to_numpy()
     box[normal & no_box] = NORMAL_BOX
@@ -326,7 +326,9 @@ def read_prediction_table(path: str | Path) -> pd.DataFrame:
     if path.suffix.lower() == ".parquet":
         return conform_findings(read_parquet(path))
     try:
-        return conform_findings(pd.read_csv(path))
+        # Ids like VinDr's hex strings (or NIH's zero-padded names) must stay text.
+        text_columns = {"image_id": str, "reader": str, "label": str}
+        return conform_findings(pd.read_csv(path, dtype=text_columns))
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise CxrlabError(f"{path}: not a readable findings CSV ({exc})") from None
 
