@@ -60,8 +60,57 @@ def step_convert(ctx: DemoContext) -> None:
     ctx.paths["vindr_converted"] = out
 
 
+def step_vindr(ctx: DemoContext) -> None:
+    """Index the VinDr phantom (labels + DICOM headers), fuse the three readers, agreement, COCO export."""
+    from rich.table import Table
+
+    from cxrlab.cli.labels import render_agreement, render_readers
+    from cxrlab.datasets.vindr import index_vindr, write_report
+    from cxrlab.labels.agreement import agreement
+    from cxrlab.labels.consensus import consensus
+    from cxrlab.labels.export import export
+    from cxrlab.tables import save_tables
+
+    index = index_vindr(ctx.paths["vindr_raw"], progress=True)
+    info = index.report()
+    ctx.console.print(
+        f"cxrlab vindr index: {info['images']} images {info['images_per_split']}, "
+        f"{info['findings']} findings, {info['boxes']} boxes by {info['readers']} readers, "
+        f"sizes from the DICOM headers: {info['sizes_known']}"
+    )
+    if index.issues:
+        table = Table(title="Inconsistencies found and the rule applied", title_justify="left")
+        for col in ("issue", "count", "rule"):
+            table.add_column(col)
+        for issue in index.issues:
+            table.add_row(issue.kind, str(issue.count), issue.rule)
+        ctx.console.print(table)
+    fused = consensus(index.images, index.findings, method="wbf", iou=0.4, min_readers=2)
+    tables = save_tables(ctx.work / "vindr-tables", index.images, fused.findings)
+    write_report(index, tables)
+    s = fused.stats
+    ctx.console.print(
+        f"cxrlab labels consensus (WBF, IoU 0.4, 2 of 3 readers): {s['input_boxes']} reader boxes -> "
+        f"{s['consensus_boxes']} consensus boxes, {s['minority_boxes_dropped']} single-reader boxes dropped, "
+        f"{s['no_finding_images']} images 'No finding' -> {tables}"
+    )
+    result = agreement(index.findings, iou=0.4)
+    ctx.console.print(render_agreement(result))
+    ctx.console.print(render_readers(result))
+    coco = ctx.work / "vindr-coco"
+    exported = export(index.images, fused.findings, "coco", coco)
+    ctx.console.print(
+        f"cxrlab export --format coco: {exported.counts['images']} images, "
+        f"{exported.counts['boxes']} consensus boxes, {exported.counts['classes']} classes "
+        f"-> {coco / 'annotations.json'} (+ classes.json)"
+    )
+    ctx.paths["vindr_tables"] = tables
+    ctx.paths["vindr_coco"] = coco
+
+
 STEPS: list[tuple[str, Step]] = [
     ("Phantom datasets in the real formats", step_phantoms),
+    ("VinDr-CXR: index, reader consensus, agreement, COCO export", step_vindr),
     ("VinDr-CXR DICOMs -> 1024 px PNG (cxrlab convert)", step_convert),
 ]
 
