@@ -245,3 +245,27 @@ def test_cli_export_json(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     payload = json.loads(res.output)
     assert payload["counts"]["boxes"] == 1
+
+
+def test_export_agrees_with_cxrlab_convert(vindr_phantom: Path, tmp_path: Path) -> None:
+    """--images with a real `cxrlab convert` folder: the same boxes as convert's own rescaled findings."""
+    from cxrlab.imaging.convert import ConvertOptions, convert
+
+    idx = index_vindr(vindr_phantom)
+    save_tables(tmp_path / "t", idx.images, idx.findings)
+    convert(tmp_path / "t", tmp_path / "conv", ConvertOptions(size=64), root=vindr_phantom)
+    export(
+        idx.images, idx.findings, "coco", tmp_path / "coco", converted=tmp_path / "conv", readers=["R9", "R8"]
+    )
+    data = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert data["annotations"] and all((i["width"], i["height"]) == (64, 64) for i in data["images"])
+    assert all((tmp_path / "conv" / i["file_name"]).is_file() for i in data["images"])
+    ids = {i["id"]: i["image_id"] for i in data["images"]}
+    ours = sorted((ids[a["image_id"]], a["reader"], *np.round(a["bbox"], 4)) for a in data["annotations"])
+    theirs = pd.read_parquet(tmp_path / "conv" / "findings.parquet")
+    theirs = theirs[theirs["reader"].isin(["R9", "R8"])].dropna(subset=["x_min"])
+    expected = sorted(
+        (r.image_id, r.reader, *np.round([r.x_min, r.y_min, r.x_max - r.x_min, r.y_max - r.y_min], 4))
+        for r in theirs.itertuples()
+    )
+    assert ours == expected
