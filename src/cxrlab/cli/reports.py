@@ -37,11 +37,16 @@ class SplitChoice(StrEnum):
     holdout = "holdout"
 
 
-def write_table(table: pd.DataFrame, out: Path) -> Path:
-    """CSV (blank = not mentioned) or Parquet by suffix; written to a temporary name, then renamed."""
+def check_output_suffix(out: Path) -> str:
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet", ".tsv"):
         raise UsageError(f"{out}: the output must end in .csv, .tsv or .parquet")
+    return suffix
+
+
+def write_table(table: pd.DataFrame, out: Path) -> Path:
+    """CSV (blank = not mentioned) or Parquet by suffix; written to a temporary name, then renamed."""
+    suffix = check_output_suffix(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     os.close(fd)
@@ -93,6 +98,7 @@ def label(
     from cxrlab.reports.labeler import ReportLabeler
     from cxrlab.reports.reading import read_reports
 
+    check_output_suffix(out)
     reports = read_reports(source, text_columns=text_col, id_column=id_col)
     labeler = ReportLabeler(labels.value, phrases=phrases, rules=rules)
     table = labeler.label_reports(

@@ -17,6 +17,7 @@ looking at one part generalise to the other.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,12 +97,19 @@ class Evaluation:
         return {
             "split": self.split,
             "reports": self.reports,
-            "micro_f1": self.micro.f1,
-            "micro_precision": self.micro.precision,
-            "micro_recall": self.micro.recall,
-            "macro_f1": self.macro_f1,
-            "labels": self.to_frame().to_dict(orient="records"),
+            "micro_f1": _num(self.micro.f1),
+            "micro_precision": _num(self.micro.precision),
+            "micro_recall": _num(self.micro.recall),
+            "macro_f1": _num(self.macro_f1),
+            "labels": [
+                {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+                for row in self.to_frame().to_dict(orient="records")
+            ],
         }
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
 
 
 def in_holdout(report_id: str, fraction: float = 0.3) -> bool:

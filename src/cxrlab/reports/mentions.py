@@ -63,10 +63,10 @@ class MentionFinder:
                 try:
                     label = ls.canonical(line.section)
                 except UnknownLabelError as exc:
-                    raise PhraseFileError(f"{name}, line {line.line}: {exc}") from None
+                    raise PhraseFileError(f"{name}, line {line.section_line}: {exc}") from None
                 if label == NO_FINDING:
                     raise PhraseFileError(
-                        f"{name}, line {line.line}: '{NO_FINDING}' is derived from the other labels, "
+                        f"{name}, line {line.section_line}: '{NO_FINDING}' is derived from the other labels, "
                         "it takes no phrases"
                     )
             phrases.setdefault(label, []).append(line.phrase)

@@ -79,7 +79,7 @@ class Rules:
         for line in lines:
             if line.section not in KINDS:
                 raise PhraseFileError(
-                    f"{name}, line {line.line}: unknown section [{line.section}]; expected one of "
+                    f"{name}, line {line.section_line}: unknown section [{line.section}]; expected one of "
                     + ", ".join(KINDS)
                 )
             window = line.params.get("window")
@@ -150,14 +150,14 @@ def classify(
             break
         for role in t.roles:
             if role.kind == "post_uncertainty" and _applies(role, text, end, t.start):
-                return Decision(UNCERTAIN, "post-uncertainty", t.phrase)
+                return Decision(UNCERTAIN, "post-uncertainty", text[t.start : t.end])
     # 2. inside a gapped phrase
     for t in inside:
         for role in t.roles:
             if role.kind in _NEGATION_KINDS:
-                return Decision(NEGATIVE, "negation inside the phrase", t.phrase)
+                return Decision(NEGATIVE, "negation inside the phrase", text[t.start : t.end])
             if role.kind in ("pre_uncertainty", "post_uncertainty", "pre_evidence"):
-                return Decision(UNCERTAIN, "uncertainty inside the phrase", t.phrase)
+                return Decision(UNCERTAIN, "uncertainty inside the phrase", text[t.start : t.end])
     # 3. the nearest pre-trigger
     for i in range(len(pre) - 1, -1, -1):
         t = pre[i]
@@ -165,18 +165,22 @@ def classify(
             if role.kind not in PRE_KINDS or not _applies(role, text, t.end, start):
                 continue
             if role.kind == "pre_negation":
-                return Decision(NEGATIVE, "pre-negation", t.phrase)
+                return Decision(NEGATIVE, "pre-negation", text[t.start : t.end])
             if role.kind == "pre_uncertainty":
-                return Decision(UNCERTAIN, "pre-uncertainty", t.phrase)
+                return Decision(UNCERTAIN, "pre-uncertainty", text[t.start : t.end])
             for earlier in pre[:i]:
                 if earlier.has("pre_negation"):
-                    return Decision(NEGATIVE, "negated evidence", f"{earlier.phrase} ... {t.phrase}")
-            return Decision(UNCERTAIN, "pre-uncertainty", t.phrase)
+                    return Decision(
+                        NEGATIVE,
+                        "negated evidence",
+                        f"{text[earlier.start : earlier.end]} ... {text[t.start : t.end]}",
+                    )
+            return Decision(UNCERTAIN, "pre-uncertainty", text[t.start : t.end])
     # 4. post-negation
     for t in post:
         if t.end > scope_end:
             break
         for role in t.roles:
             if role.kind == "post_negation" and _applies(role, text, end, t.start):
-                return Decision(NEGATIVE, "post-negation", t.phrase)
+                return Decision(NEGATIVE, "post-negation", text[t.start : t.end])
     return Decision(POSITIVE, "affirmed")

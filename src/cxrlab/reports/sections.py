@@ -6,8 +6,9 @@ only give context (INDICATION, HISTORY, COMPARISON, TECHNIQUE) are skipped by th
 "evaluate for pneumonia" is a question, not a finding.
 
 Sentences end at ``.``, ``!`` or ``?`` followed by a blank or the end, at a full stop glued to the next word
-("apex.There"), at a blank line, and before a numbered or bulleted item on a new line. Decimal numbers and
-abbreviations of single letters ("a.m.") do not end a sentence. Offsets are those of the input string.
+("apex.There"), at a blank line, and before a numbered or bulleted item on a new line. Decimal numbers,
+list numbers ("2. Edema") and abbreviations of single letters ("a.m.") do not end a sentence. Offsets are
+those of the input string.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ _HEADING = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(
-    r"[.!?]+(?=\s|$)"  # ordinary end
+    r"(?<!\b[^\W\d_])(?<!\b\d)(?<!\b\d\d)[.!?]+(?=\s|$)"  # ordinary end, not "a.m." nor "2."
     r"|(?<=[^\W\d_]{3})\.(?=[^\W\d_]{2})"  # "apex.There": a full stop glued to the next word
     r"|\n[ \t]*\n\s*"  # blank line
     r"|\n(?=[ \t]*(?:\d{1,2}[.)]|[-*\u2022])\s)"  # a numbered or bulleted item on a new line
