@@ -24,6 +24,7 @@ from cxrlab.taxonomy import VINDR_CHALLENGE
 IMAGES = 15_000
 NORMAL = 0.70
 SIZE = 2500.0
+REPEATS = 3
 
 
 def make_train_csv(path: Path, *, images: int = IMAGES, seed: int = 0) -> int:
@@ -100,15 +101,19 @@ def main() -> None:
             f"label files: {IMAGES} images, {n_rows} rows of train.csv "
             f"(written in {time.perf_counter() - t0:.1f} s)"
         )
-        t0 = time.perf_counter()
-        idx = index_vindr(root)
-        t_index = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        result = consensus(idx.images, idx.findings, method="wbf", iou=0.4, min_readers=2)
-        t_cons = time.perf_counter() - t0
-        t_wbf = wbf_alone(idx.findings)
+        t_index, t_cons, t_wbf = [], [], []
+        for _ in range(REPEATS):  # best of a few: other work shares this machine's cores
+            t0 = time.perf_counter()
+            idx = index_vindr(root)
+            t_index.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            result = consensus(idx.images, idx.findings, method="wbf", iou=0.4, min_readers=2)
+            t_cons.append(time.perf_counter() - t0)
+            t_wbf.append(wbf_alone(idx.findings))
+        t_index, t_cons, t_wbf = min(t_index), min(t_cons), min(t_wbf)
         total = t_index + t_cons
         s = result.stats
+        print(f"best of {REPEATS} runs")
         print(f"index (labels only)        {t_index:6.2f} s")
         print(
             f"consensus (WBF, quorum 2)  {t_cons:6.2f} s   {s['input_boxes']} reader boxes -> "

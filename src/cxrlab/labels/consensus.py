@@ -74,9 +74,9 @@ def support(
     iou[labels[:, None] != fused_labels[None, :]] = -1.0
     owner = np.argmax(iou, axis=1)
     ok = iou[np.arange(len(boxes)), owner] > 0
-    pairs = np.unique(np.stack([owner[ok], readers[ok]], axis=1), axis=0)
-    np.add.at(n, pairs[:, 0], 1)
-    return n
+    span = int(readers.max()) + 1
+    keys = np.unique(owner[ok] * span + readers[ok])  # distinct (fused box, reader) pairs
+    return np.bincount(keys // span, minlength=len(fused)).astype(np.int64)
 
 
 def majority_boxes(
