@@ -23,7 +23,8 @@ Rules (README "Consensus of readers"):
   ``majority-box`` the groups are exact. A fused box with fewer than the quorum is dropped unless
   ``keep_minority``; a positive label left without a box stays as an image-level row (NaN box).
 - **No finding**: an image with no fused box and no positive label gets ``No finding``.
-- ``score`` of a consensus row is ``n_readers`` divided by the image's number of readers.
+- ``score`` of a consensus row is ``n_readers`` divided by the image's number of readers. Fused coordinates
+  are rounded to 0.001 px (ensemble-boxes computes in float32).
 """
 
 from __future__ import annotations
