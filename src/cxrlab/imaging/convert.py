@@ -406,8 +406,13 @@ def _is_done(task: Task, record: dict[str, Any] | None) -> bool:
 def _run_local(tasks: list[Task], options: ConvertOptions, workers: int,
                on_result: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
     if workers <= 1:
-        for task in tasks:
-            on_result(convert_file(task, options))
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # one core per worker, as in the pool: throughput scales with --workers
+        try:
+            for task in tasks:
+                on_result(convert_file(task, options))
+        finally:
+            cv2.setNumThreads(threads)
         return
     import multiprocessing
 
@@ -418,7 +423,7 @@ def _run_local(tasks: list[Task], options: ConvertOptions, workers: int,
     remaining = iter(tasks)
     while True:
         crashed: list[Task] = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
             in_flight: dict[Future[dict[str, Any]], Task] = {}
 
             def submit(batch: Iterable[Task]) -> None:
@@ -447,6 +452,11 @@ def _run_local(tasks: list[Task], options: ConvertOptions, workers: int,
             on_result(_crash_record(task))
 
 
+def _init_worker() -> None:
+    """Each worker process uses one core: OpenCV's own thread pool would oversubscribe the machine."""
+    cv2.setNumThreads(1)
+
+
 def _crash_record(task: Task) -> dict[str, Any]:
     return {
         "image_id": task.image_id,
@@ -472,6 +482,7 @@ def _run_dask(tasks: list[Task], options: ConvertOptions, address: str,
         raise CxrlabError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
     with client:
         slots = max(1, sum(client.nthreads().values()))
+        client.run(_init_worker)
         remaining = iter(tasks)
         owner: dict[str, Task] = {}
 
