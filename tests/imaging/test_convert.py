@@ -219,3 +219,9 @@ def test_output_inside_the_source_is_not_read_back(tmp_path: Path) -> None:
     first = convert(src, src / "converted", ConvertOptions(size=16))
     second = convert(src, src / "converted", ConvertOptions(size=16))
     assert first.total == second.total == 1 and second.skipped == 1
+
+
+def test_empty_source_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    with pytest.raises(UsageError, match="no images to convert"):
+        convert(tmp_path / "src", tmp_path / "out")

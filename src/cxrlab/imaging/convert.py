@@ -314,6 +314,8 @@ def collect_tasks(src: str | Path, out: str | Path, fmt: str = "png", root: str 
         pairs = [(p.stem, p) for p in _find_images(src, out)]
     else:
         raise UsageError(f"{src}: not a folder of images, a tables folder or an images table")
+    if not pairs:
+        raise UsageError(f"{src}: no images to convert (looked for {', '.join('*' + s for s in SUFFIXES)})")
     seen: dict[str, Path] = {}
     for image_id, path in pairs:
         if not image_id or "/" in image_id or "\\" in image_id or image_id.startswith("."):
