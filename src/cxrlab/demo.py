@@ -108,10 +108,48 @@ def step_vindr(ctx: DemoContext) -> None:
     ctx.paths["vindr_coco"] = coco
 
 
+def step_reports(ctx: DemoContext) -> None:
+    """Label the shipped sample reports (written for cxrlab) with the NIH list; show values and reasons."""
+    from importlib import resources
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cxrlab.cli.reports import write_table
+    from cxrlab.reports import EXPLANATION, ReportLabeler, read_reports
+
+    with resources.as_file(resources.files("cxrlab.reports").joinpath("samples")) as folder:
+        reports = read_reports(folder)
+    labeler = ReportLabeler("nih")
+    table = labeler.label_reports(reports["text"], reports["report_id"], explain=True)
+    out = write_table(table, ctx.work / "reports" / "nih_labels.csv")
+    ctx.console.print(
+        f"cxrlab reports label <samples> --labels nih --explain --out {out}: {len(table)} reports "
+        "(1 positive, 0 negative, -1 uncertain, blank not mentioned)"
+    )
+    grid = Table(show_lines=True)
+    grid.add_column("report")
+    grid.add_column("labels")
+    grid.add_column("why", overflow="fold")
+    for _, row in table.iterrows():
+        values = [f"{lab}={int(row[lab])}" for lab in labeler.label_set.labels if not _is_na(row[lab])]
+        why = escape(str(row[EXPLANATION])).replace("; ", "\n")
+        grid.add_row(escape(str(row["report_id"])), "\n".join(values), why)
+    ctx.console.print(grid)
+    ctx.paths["report_labels"] = out
+
+
+def _is_na(value: object) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
 STEPS: list[tuple[str, Step]] = [
     ("Phantom datasets in the real formats", step_phantoms),
     ("VinDr-CXR: index, reader consensus, agreement, COCO export", step_vindr),
     ("VinDr-CXR DICOMs -> 1024 px PNG (cxrlab convert)", step_convert),
+    ("Report labeler: findings, negation and uncertainty from free text", step_reports),
 ]
 
 
