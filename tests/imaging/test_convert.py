@@ -225,3 +225,19 @@ def test_empty_source_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     with pytest.raises(UsageError, match="no images to convert"):
         convert(tmp_path / "src", tmp_path / "out")
+
+
+def test_unusual_real_files_convert(tmp_path: Path) -> None:
+    from pydicom.data import get_testdata_file
+
+    src = tmp_path / "src"
+    src.mkdir()
+    names = ["SC_rgb_jpeg.dcm", "liver_1frame.dcm", "rtdose.dcm", "examples_ybr_color.dcm"]
+    for name in names:  # colour, 1-bit, 32-bit multi-frame, colour multi-frame
+        shutil.copy(str(get_testdata_file(name, download=False)), src / name)
+    result = convert(src, tmp_path / "out", ConvertOptions(size=32))
+    assert (result.converted, result.failed) == (4, 0), result.failures
+    manifest = pd.read_parquet(tmp_path / "out" / "manifest.parquet").set_index("image_id")
+    assert manifest.loc["SC_rgb_jpeg", "photometric"] == "RGB"
+    assert "frame 1 converted" in manifest.loc["rtdose", "notes"]
+    assert cv2.imread(str(tmp_path / "out" / "liver_1frame.png"), cv2.IMREAD_UNCHANGED).max() == 255

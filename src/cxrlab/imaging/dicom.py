@@ -420,9 +420,10 @@ def _needs_stats(ds: Dataset, options: DisplayOptions) -> bool:
 
 
 def _all_values(ds: Dataset) -> np.ndarray:
-    bits = int(ds.BitsAllocated)
-    if bits not in (8, 16):
-        raise DisplayError(f"a lookup table needs 8 or 16 bits allocated, not {bits}")
+    allocated = int(ds.BitsAllocated)
+    if allocated > 16:
+        raise DisplayError(f"a lookup table needs at most 16 bits allocated, not {allocated}")
+    bits = 8 if allocated <= 8 else 16  # 1-bit data decodes to uint8, 12-bit packed to uint16
     unsigned = np.arange(2**bits, dtype=np.uint8 if bits == 8 else np.uint16)
     return unsigned.view(np.int8 if bits == 8 else np.int16) if int(ds.PixelRepresentation) == 1 else unsigned
 
