@@ -145,8 +145,45 @@ def _is_na(value: object) -> bool:
     return bool(pd.isna(value))
 
 
+def step_nih(ctx: DemoContext) -> None:
+    """Verify the NIH phantom's archives, extract them, index the label files, print the statistics."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cxrlab.datasets.nih import index_nih, write_index
+    from cxrlab.datasets.nih_archives import extract_folder, read_md5_file, verify_folder
+    from cxrlab.viz.statistics import label_statistics, render
+
+    raw = ctx.paths["nih_raw"]
+    checks = verify_folder(raw, read_md5_file(raw / "images_md5.txt"), mode="full", progress=True)
+    table = Table(title="cxrlab nih verify (against the phantom's md5 list)", title_justify="left")
+    for col in ("archive", "status", "bytes", "tar members"):
+        table.add_column(col)
+    for c in checks:
+        table.add_row(c.name, "ok" if c.ok else "; ".join(c.reasons), f"{c.size:,}", str(c.members))
+    ctx.console.print(table)
+    images = ctx.work / "nih-extracted"
+    summary = extract_folder(raw, images, progress=True)
+    ctx.console.print(
+        f"cxrlab nih extract: {summary.written} PNGs written, {summary.skipped} already there -> {images}"
+    )
+    index = index_nih(raw, images_dir=images)
+    tables = write_index(index, ctx.work / "nih-tables")
+    info = index.summary()
+    ctx.console.print(
+        f"cxrlab nih index: {info['images']} images, {info['patients']} patients, {info['boxes']} boxes, "
+        f"splits {info['splits']} -> {tables}"
+    )
+    for problem in index.problems:
+        ctx.console.print(f"  [yellow]{problem.severity}:[/yellow] {escape(str(problem))}", highlight=False)
+    ctx.paths["nih_tables"] = tables
+    ctx.paths["nih_images"] = images
+    render(label_statistics(index.images, index.findings), ctx.console)
+
+
 STEPS: list[tuple[str, Step]] = [
     ("Phantom datasets in the real formats", step_phantoms),
+    ("NIH ChestX-ray14: verify, extract, index, statistics", step_nih),
     ("VinDr-CXR: index, reader consensus, agreement, COCO export", step_vindr),
     ("VinDr-CXR DICOMs -> 1024 px PNG (cxrlab convert)", step_convert),
     ("Report labeler: findings, negation and uncertainty from free text", step_reports),

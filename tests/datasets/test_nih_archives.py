@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -175,3 +176,52 @@ def test_extract_names_a_truncated_archive(archives, tmp_path: Path) -> None:  #
     with pytest.raises(CxrlabError, match=r"images_002\.tar\.gz: extraction stopped"):
         extract_folder(folder, tmp_path / "out")
     assert not list((tmp_path / "out" / "images").glob("*.part"))
+
+
+# ------------------------------------------------------------------------------- the NIH phantom
+def _phantom_copy(nih_phantom: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "phantom"
+    shutil.copytree(nih_phantom, folder)
+    return folder
+
+
+def test_phantom_archives_verify_against_its_md5_list(nih_phantom: Path) -> None:
+    md5s = read_md5_file(nih_phantom / "images_md5.txt")
+    checks = verify_folder(nih_phantom, md5s, mode="full")
+    assert len(checks) == 3 and all(c.ok for c in checks), [c.reasons for c in checks]
+    assert sum(c.members or 0 for c in checks) == 30
+
+
+def test_phantom_truncated_archive_and_flipped_byte_are_each_named(nih_phantom: Path, tmp_path: Path) -> None:
+    folder = _phantom_copy(nih_phantom, tmp_path)
+    md5s = read_md5_file(folder / "images_md5.txt")
+    cut_path, flip_path, good_path = (folder / n for n in sorted(md5s))
+    cut = cut_path.stat().st_size - 4096
+    with open(cut_path, "r+b") as fh:
+        fh.truncate(cut)
+    data = bytearray(flip_path.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    flip_path.write_bytes(bytes(data))
+    checks = {c.name: c for c in verify_folder(folder, md5s)}
+    assert checks[good_path.name].ok
+    truncated = checks[cut_path.name]
+    assert not truncated.ok and f"gzip stream ends early at byte {cut:,}" in truncated.reasons
+    flipped = checks[flip_path.name]
+    assert not flipped.ok
+    assert flipped.reasons[0] == f"MD5 mismatch (expected {md5s[flip_path.name]}, got {flipped.md5})"
+    assert len(flipped.reasons) >= 2 and "gzip" in flipped.reasons[1]  # the walk says where it broke
+
+
+def test_phantom_extract_then_index_reads_png_sizes(nih_phantom: Path, tmp_path: Path) -> None:
+    from cxrlab.datasets.nih import index_nih
+
+    out = tmp_path / "out"
+    summary = extract_folder(nih_phantom, out)
+    assert summary.written == 30
+    (out / "images" / sorted(os.listdir(out / "images"))[0]).unlink()
+    index = index_nih(nih_phantom, images_dir=out)
+    assert index.images["has_png"].sum() == 29
+    assert set(index.images.loc[index.images["has_png"], "width"]) == {256}  # the phantom's PNG size
+    kinds = {p.kind: p for p in index.problems}
+    assert kinds["png-missing"].count == 1
+    assert kinds["png-size"].severity == "note"

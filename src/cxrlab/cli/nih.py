@@ -95,6 +95,10 @@ def index(
         Path | None,
         typer.Option(help="The Data_Entry file to use when the folder holds several revisions."),
     ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(help="Extracted images (extract's OUT): take sizes from the PNGs, name missing ones."),
+    ] = None,
     strict: Annotated[
         bool,
         typer.Option(
@@ -106,7 +110,7 @@ def index(
     """Index the label files: one images row per entry, NLP labels and boxes as findings, problems named."""
     from cxrlab.datasets.nih import REPORT_FILE, index_nih, write_index
 
-    result = index_nih(folder, entry=entry)
+    result = index_nih(folder, entry=entry, images_dir=images)
     write_index(result, out)
     summary = result.summary()
     report = out / REPORT_FILE

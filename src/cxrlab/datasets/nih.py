@@ -519,6 +519,61 @@ def build_images(
     return conform_images(images)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_MODES = {0: "L", 2: "RGB", 3: "P", 4: "LA", 6: "RGBA"}
+
+
+def png_header(path: Path) -> tuple[int, int, str] | None:
+    """Width, height and colour mode from a PNG's IHDR (24 bytes read); None if not a PNG."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+    except OSError:
+        return None
+    if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return width, height, _PNG_MODES.get(head[25], f"type{head[25]}")
+
+
+def attach_png_sizes(images: pd.DataFrame, images_dir: Path, problems: list[Problem]) -> pd.DataFrame:
+    """Take ``width``/``height`` from the extracted PNGs (and their mode: a few NIH PNGs are RGBA)."""
+    folder = images_dir / "images" if (images_dir / "images").is_dir() else images_dir
+    if not folder.is_dir():
+        raise CxrlabError(f"{images_dir}: no such images folder")
+    headers = [png_header(folder / name) for name in images["path"].str.removeprefix("images/")]
+    found = np.array([h is not None for h in headers])
+    out = images.copy()
+    out["width"] = pd.array([h[0] if h else PNG_SIZE for h in headers], dtype="Int64")
+    out["height"] = pd.array([h[1] if h else PNG_SIZE for h in headers], dtype="Int64")
+    out["png_mode"] = pd.array([h[2] if h else None for h in headers], dtype="string")
+    out["has_png"] = found
+    where = str(folder)
+    _problem(
+        problems,
+        where,
+        "png-missing",
+        ~found,
+        images["path"],
+        f"image(s) without a readable PNG (size assumed {PNG_SIZE})",
+    )
+    odd = found & ((out["width"] != PNG_SIZE) | (out["height"] != PNG_SIZE)).to_numpy(dtype=bool)
+    _problem(
+        problems,
+        where,
+        "png-size",
+        odd,
+        images["path"] + " " + out["width"].astype("string") + "x" + out["height"].astype("string"),
+        f"PNG(s) not {PNG_SIZE} x {PNG_SIZE} (their size is used)",
+        "note",
+    )
+    rgba = (out["png_mode"] == "RGBA").fillna(False).to_numpy(dtype=bool)
+    _problem(
+        problems, where, "png-rgba", rgba, images["path"], "PNG(s) stored as RGBA (read them as gray)", "note"
+    )
+    return out
+
+
 def build_findings(
     entry: pd.DataFrame,
     boxes: pd.DataFrame | None,
@@ -571,17 +626,20 @@ def build_findings(
         b = b[known]
         dup = b.duplicated(["image_id", "label", *BOX_COLUMNS])
         _problem(problems, file, "duplicate-box", dup, b["image_index"], "identical box row(s) (kept)")
-        outside = (b["x_min"] < 0) | (b["y_min"] < 0) | (b["x_max"] > PNG_SIZE) | (b["y_max"] > PNG_SIZE)
+        size = images.set_index("image_id")[["width", "height"]].astype("float64")
+        w = b["image_id"].map(size["width"]).to_numpy(dtype=float)
+        h = b["image_id"].map(size["height"]).to_numpy(dtype=float)
+        outside = (b["x_min"] < 0) | (b["y_min"] < 0) | (b["x_max"] > w) | (b["y_max"] > h)
         _problem(
             problems,
             file,
             "box-outside",
             outside,
             b["image_index"],
-            f"box(es) reaching past the {PNG_SIZE} x {PNG_SIZE} image, clipped",
+            "box(es) reaching past the image (1024 x 1024, or the PNG's size), clipped",
         )
-        for c in BOX_COLUMNS:
-            b[c] = b[c].clip(0, PNG_SIZE)
+        b["x_min"], b["x_max"] = b["x_min"].clip(0, w), b["x_max"].clip(0, w)
+        b["y_min"], b["y_max"] = b["y_min"].clip(0, h), b["y_max"].clip(0, h)
         b["label"] = _canonical_labels(b["label"], file, problems, "box(es)")
         b = b[b["label"].notna()]
         pairs = set(zip(nlp["image_id"], nlp["label"], strict=True))
@@ -605,10 +663,14 @@ def build_findings(
     return conform_findings(findings)
 
 
-def index_nih(folder: str | Path, *, entry: str | Path | None = None) -> NihIndex:
+def index_nih(
+    folder: str | Path, *, entry: str | Path | None = None, images_dir: str | Path | None = None
+) -> NihIndex:
     """Read the label files of an NIH folder into the two tables, collecting every problem found.
 
     ``entry`` names the Data_Entry file when the folder holds several revisions (default: v2020 first).
+    ``images_dir`` (the output of ``extract``, or its ``images/``): read each PNG's size and mode from its
+    header and name the images that have no PNG; without it every image is taken as 1024 x 1024.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -641,6 +703,9 @@ def index_nih(folder: str | Path, *, entry: str | Path | None = None) -> NihInde
             )
         )
     images = build_images(table, lists, entry_path.name, problems)
+    if images_dir is not None:
+        images = conform_images(attach_png_sizes(images, Path(images_dir), problems))
+        sources["images"] = str(images_dir)
     boxes = read_bbox_list(bbox_path, problems) if bbox_path else None
     findings = build_findings(table, boxes, images, sources, problems)
     return NihIndex(images=images, findings=findings, problems=problems, revision=revision, sources=sources)

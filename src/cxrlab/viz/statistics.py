@@ -163,8 +163,8 @@ def _group_order(name: str, values: list[str]) -> list[str]:
     return head + middle + tail
 
 
-def _cell(n: int, total: int) -> str:
-    return f"{n:,} ({100 * n / total:.1f}%)" if total else f"{n:,}"
+def _cell(n: int, total: int, percent: bool = True) -> str:
+    return f"{n:,} ({100 * n / total:.1f}%)" if total and percent else f"{n:,}"
 
 
 def render(stats: LabelStats, console: Console, *, cooccurrence: bool = True) -> None:
@@ -174,19 +174,20 @@ def render(stats: LabelStats, console: Console, *, cooccurrence: bool = True) ->
     for name, table in stats.groups.items():
         sizes = stats.group_sizes[name]
         out = Table(title=f"Positive images per label, {titles[name]}", title_justify="left")
-        out.add_column("label")
+        out.add_column("label", no_wrap=True)
         out.add_column(f"all\n{stats.images:,}", justify="right")
+        percent = len(table.columns) <= 3  # wider tables show counts only, to fit a terminal
         for g in table.columns:
             out.add_column(f"{g}\n{int(sizes[g]):,}", justify="right")
         for label in stats.labels:
-            cells = [_cell(int(table.loc[label, g]), int(sizes[g])) for g in table.columns]
-            out.add_row(label, _cell(int(stats.overall[label]), stats.images), *cells)
+            cells = [_cell(int(table.loc[label, g]), int(sizes[g]), percent) for g in table.columns]
+            out.add_row(label, _cell(int(stats.overall[label]), stats.images, percent), *cells)
         console.print(out)
     if cooccurrence and stats.labels:
         co = Table(
             title="Co-occurrence: images positive for both labels (diagonal: positives)", title_justify="left"
         )
-        co.add_column("label")
+        co.add_column("label", no_wrap=True)
         for i, _ in enumerate(stats.labels, 1):
             co.add_column(str(i), justify="right")
         for i, a in enumerate(stats.labels, 1):
