@@ -67,3 +67,23 @@ def test_index_cli_on_the_real_excerpt(tmp_path: Path) -> None:
     assert "Indexed 380 images" in human.stdout
     missing = _cli("nih", "index", str(tmp_path / "nope"), "--out", str(tmp_path / "t3"))
     assert missing.returncode == 1 and "no such folder" in missing.stderr
+
+
+def test_demo_step_verifies_extracts_indexes_and_prints_statistics(nih_phantom: Path, tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from cxrlab.demo import DemoContext, step_nih
+    from cxrlab.tables import load_tables
+
+    text = io.StringIO()
+    ctx = DemoContext(work=tmp_path, images=30, seed=0, console=Console(file=text, width=160))
+    ctx.paths["nih_raw"] = nih_phantom
+    step_nih(ctx)
+    out = text.getvalue()
+    assert out.count(" ok ") == 3  # the three archives
+    assert "Positive images per label, per split" in out and "Co-occurrence" in out
+    tables = load_tables(ctx.paths["nih_tables"])
+    assert len(tables.images) == 30 and tables.images["has_png"].all()
+    assert len(list((ctx.paths["nih_images"] / "images").glob("*.png"))) == 30

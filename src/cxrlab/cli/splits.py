@@ -28,7 +28,9 @@ def _print_check(result: object, title: str) -> None:
         console.print(f"{result.no_split_images:,} image(s) have no split")
     if result.no_patient_images:
         console.print(f"{result.no_patient_images:,} image(s) have no patient id (not checked)")
-    if result.ok:
+    if result.ok and int(result.counts["patients"].sum()) == 0:
+        console.print("[yellow]No patient ids: leakage between splits cannot be checked.[/yellow]")
+    elif result.ok:
         console.print("[green]No patient is in more than one split.[/green]")
     else:
         console.print(

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from cxrlab.errors import CxrlabError
 from cxrlab.progress import maybe_progress
@@ -393,24 +394,46 @@ def _write_state(out: Path, archive: Path, members: dict[str, int]) -> None:
     os.replace(tmp, state)
 
 
+class _CountingReader:
+    """A read-only file wrapper reporting the bytes read (tarfile's stream mode only calls ``read``)."""
+
+    def __init__(self, raw: Any, on_bytes: Callable[[int], None] | None) -> None:
+        self.raw = raw
+        self.on_bytes = on_bytes
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        if self.on_bytes and data:
+            self.on_bytes(len(data))
+        return data
+
+
 def extract_archive(
     archive: str | Path,
     out: str | Path,
     summary: ExtractSummary,
     *,
-    on_member: Callable[[int], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> None:
-    """Stream one archive into ``out/images/``: regular files under ``images/`` only, each via ``.part``."""
+    """Stream one archive into ``out/images/``: regular files under ``images/`` only, each via ``.part``.
+
+    ``on_bytes`` is called with the number of compressed bytes read, for a progress bar over the archives.
+    """
     archive, out = Path(archive), Path(out)
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
     summary.archives += 1
     if _already_complete(out, archive):
         summary.archives_skipped += 1
+        if on_bytes:
+            on_bytes(archive.stat().st_size)
         return
     members: dict[str, int] = {}
     try:
-        with tarfile.open(archive, mode="r|gz", bufsize=1 << 20) as tar:
+        with (
+            open(archive, "rb") as raw,
+            tarfile.open(fileobj=_CountingReader(raw, on_bytes), mode="r|gz", bufsize=1 << 20) as tar,
+        ):
             for member in tar:
                 name = _safe_member_name(member.name)
                 if member.isdir() and member.name.strip("/") in ("images", "./images"):
@@ -442,8 +465,6 @@ def extract_archive(
                     summary.redone += existed
                     summary.bytes_written += member.size
                 members[name] = member.size
-                if on_member:
-                    on_member(1)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise CxrlabError(
             f"{archive}: extraction stopped ({exc}); run `cxrlab nih verify` on the folder, then re-run "
@@ -461,11 +482,12 @@ def extract_folder(folder: str | Path, out: str | Path, *, progress: bool = Fals
     if not archives:
         raise CxrlabError(f"{folder}: no images_NNN.tar.gz archive")
     summary = ExtractSummary()
-    with maybe_progress(progress) as bar:
-        task = bar.add_task("extracting", total=None) if bar is not None else None
+    total = sum(p.stat().st_size for p in archives)
+    with maybe_progress(progress, bytes_=True) as bar:
+        task = bar.add_task("extracting", total=total) if bar is not None else None
         for archive in archives:
             if bar is not None and task is not None:
                 bar.update(task, description=archive.name)
             step = (lambda n: bar.advance(task, n)) if bar is not None and task is not None else None
-            extract_archive(archive, out, summary, on_member=step)
+            extract_archive(archive, out, summary, on_bytes=step)
     return summary
