@@ -181,11 +181,48 @@ def step_nih(ctx: DemoContext) -> None:
     render(label_statistics(index.images, index.findings), ctx.console)
 
 
+def step_metrics(ctx: DemoContext) -> None:
+    """Score a deliberately imperfect prediction of the VinDr phantom's test set: mAP@0.4, AUROC with CIs."""
+    from cxrlab.cli.score import print_score
+    from cxrlab.errors import UsageError
+    from cxrlab.metrics.scoring import score, select_truth, simulate_predictions
+    from cxrlab.metrics.submission import make_submission, write_submission
+    from cxrlab.tables import load_tables, write_parquet
+
+    folder = ctx.paths["vindr_tables"]
+    tables = load_tables(folder)
+    split = "test" if (tables.images["split"] == "test").any() else None
+    try:
+        truth = select_truth(tables, split=split)
+    except UsageError:  # several readers and no consensus: score against the most frequent reader
+        reader = str(tables.findings["reader"].value_counts().index[0])
+        truth = select_truth(tables, split=split, reader=reader)
+    out = ctx.work / "metrics"
+    preds = simulate_predictions(truth, seed=ctx.seed)
+    pred_path = write_parquet(preds, out / "predictions.parquet")
+    ids = truth.images["image_id"].astype(str).tolist()
+    submission, counts = make_submission(preds, image_ids=ids, images=truth.images)
+    sub_path = write_submission(submission, out / "submission.csv")
+    ctx.console.print(
+        f"Simulated model (seed {ctx.seed}): truth boxes jittered, a quarter dropped, random false boxes and "
+        f"confidences -> {pred_path}\ncxrlab submission make: {counts['images']} images, "
+        f"{counts['predictions']} predictions -> {sub_path}"
+    )
+    split_arg = f" --split {split}" if split else ""
+    ctx.console.print(f"cxrlab score --truth {folder} --pred {sub_path}{split_arg}")
+    print_score(score(folder, sub_path, metric="map40", split=split, truth_reader=truth.reader), ctx.console)
+    ctx.console.print(f"cxrlab score --truth {folder} --pred {pred_path} --metric auroc{split_arg}")
+    auroc = score(folder, pred_path, metric="auroc", split=split, truth_reader=truth.reader, seed=ctx.seed)
+    print_score(auroc, ctx.console)
+    ctx.paths["metrics_submission"] = sub_path
+
+
 STEPS: list[tuple[str, Step]] = [
     ("Phantom datasets in the real formats", step_phantoms),
     ("NIH ChestX-ray14: verify, extract, index, statistics", step_nih),
     ("VinDr-CXR: index, reader consensus, agreement, COCO export", step_vindr),
     ("VinDr-CXR DICOMs -> 1024 px PNG (cxrlab convert)", step_convert),
+    ("Metrics: mAP@0.4 and AUROC with CIs of a simulated model (cxrlab score)", step_metrics),
     ("Report labeler: findings, negation and uncertainty from free text", step_reports),
 ]
 

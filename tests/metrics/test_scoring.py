@@ -13,7 +13,7 @@ import pytest
 
 from cxrlab.errors import UsageError
 from cxrlab.metrics.detection import average_precision
-from cxrlab.metrics.scoring import challenge_truth, score, select_truth
+from cxrlab.metrics.scoring import challenge_truth, score, select_truth, simulate_predictions
 from cxrlab.metrics.submission import SubmissionError, make_submission, write_submission
 from cxrlab.tables import load_tables, save_tables
 
@@ -244,3 +244,27 @@ def test_submission_make_then_check_then_score(tmp_path: Path) -> None:
     write_submission(make_submission(preds)[0], incomplete)
     bad = _cxrlab("submission", "check", str(incomplete), "--truth", str(truth), "--split", "test")
     assert bad.returncode == 1 and bad.stderr.count("missing image") == 4
+
+
+def test_simulated_predictions_are_seeded_and_imperfect(tmp_path: Path) -> None:
+    sel = select_truth(load_tables(_truth(tmp_path)), split="test")
+    a = simulate_predictions(sel, seed=3)
+    b = simulate_predictions(sel, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(simulate_predictions(sel, seed=4))
+    assert set(a["image_id"]) == set(sel.images["image_id"])
+    assert a["score"].between(0, 1).all()
+
+
+def test_demo_step_prints_the_map_table_and_auroc(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from cxrlab.demo import DemoContext, step_metrics
+
+    console = Console(record=True, width=140)
+    ctx = DemoContext(work=tmp_path / "demo", images=6, seed=0, console=console)
+    ctx.paths["vindr_tables"] = _truth(tmp_path)
+    step_metrics(ctx)
+    text = console.export_text()
+    assert "mAP:" in text and "macro AUROC:" in text and "No finding" in text and "95% CI" in text
+    assert (tmp_path / "demo" / "metrics" / "submission.csv").is_file()

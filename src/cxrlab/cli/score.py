@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import numpy as np
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from cxrlab.cli.common import console, err_console, new_app, print_json
@@ -17,18 +19,23 @@ submission_app = new_app("The VinBigData challenge's submission CSV: write one f
 
 
 def _fmt(value: object, digits: int = 3) -> str:
+    """Counts as integers, metrics with ``digits`` decimals, an undefined value (NaN/None) as n/a."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, np.integer)):
+        return str(value)
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return str(value)
     if number != number:  # NaN: undefined, never a number
         return "n/a"
-    if number == int(number) and abs(number) >= 1:
-        return str(int(number))
     return f"{number:.{digits}f}"
 
 
-def _print_score(result: Score) -> None:
+def print_score(result: Score, out: Console | None = None) -> None:
+    """The per-class table and the mean on ``out`` (stdout by default); notes on stderr."""
+    out = out or console
     table = Table(title=f"{result.metric}", show_lines=False)
     df = result.table
     if result.metric == "auroc":
@@ -50,15 +57,13 @@ def _print_score(result: Score) -> None:
         for row in df.itertuples(index=False):
             table.add_row(*(_fmt(v) if k not in ("label", "class_id") else str(v)
                             for k, v in zip(df.columns, row, strict=True)))  # fmt: skip
-    console.print(table)
-    console.print(f"[bold]{result.mean_name}: {_fmt(result.mean, 4)}[/bold]")
+    out.print(table)
+    out.print(f"[bold]{result.mean_name}: {_fmt(result.mean, 4)}[/bold]")
     if result.metric == "auroc":
         b = result.extra["bootstrap"]
-        console.print(
-            f"95% CIs: percentile bootstrap, {b['resamples']} resamples by {b['by']}, seed {b['seed']}"
-        )
+        out.print(f"95% CIs: percentile bootstrap, {b['resamples']} resamples by {b['by']}, seed {b['seed']}")
     for note in result.notes:
-        err_console.print(f"note: {note}", markup=False)
+        (err_console if out is console else out).print(f"note: {note}", markup=False)
 
 
 def score(
@@ -105,7 +110,7 @@ def score(
     if json:
         print_json(result.to_json())
     else:
-        _print_score(result)
+        print_score(result)
 
 
 @submission_app.command("make")

@@ -388,3 +388,73 @@ def score(
     if metric == "auroc":
         return score_auroc(truth, preds, n_boot=n_boot, seed=seed, threshold=threshold)
     return score_iobb(truth, preds)
+
+
+def simulate_predictions(
+    truth: Truth,
+    *,
+    seed: int = 0,
+    drop: float = 0.25,
+    jitter: float = 0.15,
+    false_boxes: float = 1.0,
+    reader: str = "simulated-model",
+) -> pd.DataFrame:
+    """A deliberately imperfect prediction of ``truth`` as a findings table (for demos and tests).
+
+    Each challenge-class truth box is dropped with probability ``drop``, else kept with each side moved by
+    up to ``jitter`` of the box's size and a confidence in [0.3, 1); a Poisson(``false_boxes``) number of
+    random false boxes per image get confidences in [0, 0.7); every image gets a ``No finding`` score (high
+    where the truth is normal) and an image-level score (no box) for each of the 14 box classes, noisy but
+    higher where the truth has the class. Seeded: the same seed gives the same table.
+    """
+    rng = np.random.default_rng(seed)
+    boxes, _ = challenge_truth(truth)
+    real = boxes[boxes["label"] != CHALLENGE_NO_FINDING_ID]
+    kept = real[rng.random(len(real)) >= drop]
+    b = kept[BOX_COLUMNS].to_numpy(dtype=float, copy=True)
+    size = np.hstack([b[:, 2:] - b[:, :2], b[:, 2:] - b[:, :2]]) if len(b) else np.zeros((0, 4))
+    b = b + rng.uniform(-jitter, jitter, b.shape) * size
+    b[:, 2:] = np.maximum(b[:, 2:], b[:, :2] + 1)
+    rows = [pd.DataFrame({"image_id": kept["image_id"].to_numpy(), "label": kept["label"].to_numpy(),
+                          "score": rng.uniform(0.3, 1.0, len(kept))})]  # fmt: skip
+    rows[0][BOX_COLUMNS] = b
+    images = truth.images
+    w = images["width"].astype("Float64").fillna(1024).to_numpy(dtype=float)
+    h = images["height"].astype("Float64").fillna(1024).to_numpy(dtype=float)
+    n_false = rng.poisson(false_boxes, len(images))
+    owner = np.repeat(np.arange(len(images)), n_false)
+    x0 = rng.uniform(0, 0.8, len(owner)) * w[owner]
+    y0 = rng.uniform(0, 0.8, len(owner)) * h[owner]
+    x1 = np.minimum(x0 + rng.uniform(0.05, 0.2, len(owner)) * w[owner], w[owner])
+    y1 = np.minimum(y0 + rng.uniform(0.05, 0.2, len(owner)) * h[owner], h[owner])
+    false = pd.DataFrame({"image_id": images["image_id"].astype(str).to_numpy()[owner],
+                          "label": rng.integers(0, CHALLENGE_NO_FINDING_ID, len(owner)),
+                          "score": rng.uniform(0.0, 0.7, len(owner)),
+                          "x_min": x0, "y_min": y0, "x_max": x1, "y_max": y1})  # fmt: skip
+    normal_ids = set(boxes.loc[boxes["label"] == CHALLENGE_NO_FINDING_ID, "image_id"])
+    is_normal = images["image_id"].astype(str).isin(normal_ids).to_numpy()
+    normal = pd.DataFrame({"image_id": images["image_id"].astype(str).to_numpy(),
+                           "label": CHALLENGE_NO_FINDING_ID,
+                           "score": np.where(is_normal, rng.uniform(0.4, 1.0, len(images)),
+                                             rng.uniform(0.0, 0.6, len(images)))})  # fmt: skip
+    normal[BOX_COLUMNS] = np.nan
+    # Image-level scores of every box class, higher where the truth has the class (for AUROC).
+    n_cls = CHALLENGE_NO_FINDING_ID
+    present = np.zeros((len(images), n_cls), dtype=bool)
+    row_of = {image_id: k for k, image_id in enumerate(images["image_id"].astype(str))}
+    present[real["image_id"].map(row_of).to_numpy(), real["label"].to_numpy(dtype=int)] = True
+    level = np.clip(
+        rng.uniform(0.0, 0.55, present.shape) + present * rng.uniform(0.0, 0.6, present.shape), 0, 1
+    )
+    image_level = pd.DataFrame(
+        {
+            "image_id": np.repeat(images["image_id"].astype(str).to_numpy(), n_cls),
+            "label": np.tile(np.arange(n_cls), len(images)),
+            "score": level.ravel(),
+        }
+    )
+    image_level[BOX_COLUMNS] = np.nan
+    out = pd.concat([*rows, false, normal, image_level], ignore_index=True)
+    out["label"] = [VINDR_CHALLENGE.labels[int(c)] for c in out["label"]]
+    out["reader"] = reader
+    return out[["image_id", "reader", "label", *BOX_COLUMNS, "score"]]
