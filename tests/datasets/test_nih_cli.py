@@ -87,3 +87,31 @@ def test_demo_step_verifies_extracts_indexes_and_prints_statistics(nih_phantom: 
     tables = load_tables(ctx.paths["nih_tables"])
     assert len(tables.images) == 30 and tables.images["has_png"].all()
     assert len(list((ctx.paths["nih_images"] / "images").glob("*.png"))) == 30
+
+
+def test_index_and_stats_cli_on_the_older_revisions_of_the_excerpt(tmp_path: Path) -> None:
+    """The 2017 CSV (trailing empty column) and the first release (``057Y``, zero-padded ids), built from
+    the real excerpt, give the same counts through the CLI."""
+    lines = (FIXTURE / "Data_Entry_2017_v2020.csv").read_text().splitlines()
+    first = [lines[0] + ","]
+    for line in lines[1:]:
+        f = line.split(",")
+        f[3], f[4] = f[3].zfill(8), f"{int(f[4]):03d}Y"
+        first.append(",".join(f) + ",")
+    revisions = {"2017": [line + "," for line in lines], "first-release": first}
+    counts = {}
+    for name, text in revisions.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        for other in ("BBox_List_2017.csv", "train_val_list.txt", "test_list.txt"):
+            (folder / other).write_bytes((FIXTURE / other).read_bytes())
+        (folder / "Data_Entry_2017.csv").write_text("\n".join(text) + "\n")
+        out = _cli("nih", "index", str(folder), "--out", str(tmp_path / f"t-{name}"), "--json")
+        assert out.returncode == 0, out.stderr
+        summary = json.loads(out.stdout)
+        assert summary["revision"] == name
+        stats = _cli("stats", str(tmp_path / f"t-{name}"), "--json")
+        assert stats.returncode == 0, stats.stderr
+        counts[name] = (summary["labels"], json.loads(stats.stdout)["by"]["age"]["images"])
+    assert counts["2017"] == counts["first-release"]
+    assert sum(counts["2017"][1].values()) == 380 and "unknown" not in counts["2017"][1]
