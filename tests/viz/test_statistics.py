@@ -79,6 +79,17 @@ def test_majority_and_consensus_rule_against_a_plain_loop() -> None:
     assert "consensus" in rule and "strict majority" in rule and "model" in rule
 
 
+def test_every_image_with_a_consensus_counts_the_consensus_only() -> None:
+    """After `labels consensus` every image has a consensus reader: the vote frame is empty."""
+    _, findings = _multi_reader()
+    with_consensus = pd.concat(
+        [findings, pd.DataFrame([_finding(i, "consensus", "Cardiomegaly") for i in ("a", "c", "d")])]
+    )
+    pairs, rule = positive_pairs(with_consensus)
+    assert set(zip(pairs["image_id"], pairs["label"], strict=True)) == _reference_pairs(with_consensus)
+    assert "strict majority" not in rule
+
+
 def test_reader_option_counts_one_reader() -> None:
     _, findings = _multi_reader()
     pairs, rule = positive_pairs(findings, reader="R1")

@@ -94,8 +94,10 @@ def positive_pairs(findings: pd.DataFrame, reader: str | None = None) -> tuple[p
     votes = (
         rest.drop_duplicates().groupby(["image_id", "label"], observed=True)["reader"].nunique().reset_index()
     )
-    votes["n"] = votes["image_id"].map(readers_per_image)
-    majority = votes[2 * votes["reader"] > votes["n"]][["image_id", "label"]]
+    # numpy counts: on an empty vote frame (every image has a consensus) pandas keeps the string dtype
+    n_votes = votes["reader"].to_numpy(dtype=np.int64)
+    n_readers = votes["image_id"].map(readers_per_image).to_numpy(dtype=np.int64)
+    majority = votes.loc[2 * n_votes > n_readers, ["image_id", "label"]]
     parts = []
     if with_consensus:
         parts.append(f"the '{CONSENSUS}' reader on the {len(with_consensus):,} image(s) that have one")
