@@ -418,10 +418,13 @@ def _run_local(tasks: list[Task], options: ConvertOptions, workers: int,
         return
     import multiprocessing
 
-    # fork: workers start at once with the modules already imported, and scripts or notebooks need no
-    # ``if __name__ == "__main__"`` guard; the workers only run convert_file (no locks shared with threads)
+    # forkserver: workers fork from a clean single-threaded server, never from this process, whose threads
+    # (thread pools, OpenMP, Arrow) could hold a lock at fork time and hang the child (seen in the demo).
+    # Scripts that call convert(workers > 1) need the usual ``if __name__ == "__main__":`` guard.
     methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        ctx.set_forkserver_preload(["cxrlab.imaging.convert"])
     remaining = iter(tasks)
     while True:
         crashed: list[Task] = []
