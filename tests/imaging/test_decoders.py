@@ -66,6 +66,24 @@ def test_pydicom_files_decode_exactly_as_pydicom(name: str) -> None:
     np.testing.assert_array_equal(decoded.pixels, expected)
 
 
+SAME_IMAGE = {  # pydicom ships one image in several syntaxes: each must decode to its uncompressed twin
+    "MR_small_RLE.dcm": "MR_small.dcm",
+    "MR_small_jp2klossless.dcm": "MR_small.dcm",
+    "MR_small_jpeg_ls_lossless.dcm": "MR_small.dcm",
+    "MR_small_bigendian.dcm": "MR_small.dcm",
+    "MR_small_expb.dcm": "MR_small.dcm",
+    "MR_small_implicit.dcm": "MR_small.dcm",
+    "rtdose_rle_1frame.dcm": "rtdose_1frame.dcm",
+    "liver_expb_1frame.dcm": "liver_1frame.dcm",
+}
+
+
+@pytest.mark.parametrize("name", list(SAME_IMAGE), ids=list(SAME_IMAGE))
+def test_lossless_pydicom_files_equal_their_uncompressed_original(name: str) -> None:
+    original = decode_pixels(read_dataset(_testdata(SAME_IMAGE[name]))).pixels
+    np.testing.assert_array_equal(decode_pixels(read_dataset(_testdata(name))).pixels, original)
+
+
 @pytest.mark.parametrize("name", list(LOSSY_JPEG_FILES), ids=list(LOSSY_JPEG_FILES))
 def test_lossy_jpeg_within_one_level_of_pydicom(name: str) -> None:
     path = _testdata(name)
