@@ -40,6 +40,42 @@ def step_phantoms(ctx: DemoContext) -> None:
     print_summary(nih.summary, nih.root, ctx.console)
 
 
+def step_nih(ctx: DemoContext) -> None:
+    """Verify the NIH phantom's archives, extract them, index the label files, print the statistics."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cxrlab.datasets.nih import index_nih, write_index
+    from cxrlab.datasets.nih_archives import extract_folder, read_md5_file, verify_folder
+    from cxrlab.viz.statistics import label_statistics, render
+
+    raw = ctx.paths["nih_raw"]
+    checks = verify_folder(raw, read_md5_file(raw / "images_md5.txt"), mode="full", progress=True)
+    table = Table(title="cxrlab nih verify (against the phantom's md5 list)", title_justify="left")
+    for col in ("archive", "status", "bytes", "tar members"):
+        table.add_column(col)
+    for c in checks:
+        table.add_row(c.name, "ok" if c.ok else "; ".join(c.reasons), f"{c.size:,}", str(c.members))
+    ctx.console.print(table)
+    images = ctx.work / "nih-extracted"
+    summary = extract_folder(raw, images, progress=True)
+    ctx.console.print(
+        f"cxrlab nih extract: {summary.written} PNGs written, {summary.skipped} already there -> {images}"
+    )
+    index = index_nih(raw, images_dir=images)
+    tables = write_index(index, ctx.work / "nih-tables")
+    info = index.summary()
+    ctx.console.print(
+        f"cxrlab nih index: {info['images']} images, {info['patients']} patients, {info['boxes']} boxes, "
+        f"splits {info['splits']} -> {tables}"
+    )
+    for problem in index.problems:
+        ctx.console.print(f"  [yellow]{problem.severity}:[/yellow] {escape(str(problem))}", highlight=False)
+    ctx.paths["nih_tables"] = tables
+    ctx.paths["nih_images"] = images
+    render(label_statistics(index.images, index.findings), ctx.console)
+
+
 def step_convert(ctx: DemoContext) -> None:
     """Convert the VinDr phantom's DICOMs to 1024 px PNGs (boxes rescaled when its tables exist)."""
     from cxrlab.cli.convert import manifest_summary, print_summary
@@ -108,6 +144,42 @@ def step_vindr(ctx: DemoContext) -> None:
     ctx.paths["vindr_coco"] = coco
 
 
+def step_metrics(ctx: DemoContext) -> None:
+    """Score a deliberately imperfect prediction of the VinDr phantom's test set: mAP@0.4, AUROC with CIs."""
+    from cxrlab.cli.score import print_score
+    from cxrlab.errors import UsageError
+    from cxrlab.metrics.scoring import score, select_truth, simulate_predictions
+    from cxrlab.metrics.submission import make_submission, write_submission
+    from cxrlab.tables import load_tables, write_parquet
+
+    folder = ctx.paths["vindr_tables"]
+    tables = load_tables(folder)
+    split = "test" if (tables.images["split"] == "test").any() else None
+    try:
+        truth = select_truth(tables, split=split)
+    except UsageError:  # several readers and no consensus: score against the most frequent reader
+        reader = str(tables.findings["reader"].value_counts().index[0])
+        truth = select_truth(tables, split=split, reader=reader)
+    out = ctx.work / "metrics"
+    preds = simulate_predictions(truth, seed=ctx.seed)
+    pred_path = write_parquet(preds, out / "predictions.parquet")
+    ids = truth.images["image_id"].astype(str).tolist()
+    submission, counts = make_submission(preds, image_ids=ids, images=truth.images)
+    sub_path = write_submission(submission, out / "submission.csv")
+    ctx.console.print(
+        f"Simulated model (seed {ctx.seed}): truth boxes jittered, a quarter dropped, random false boxes and "
+        f"confidences -> {pred_path}\ncxrlab submission make: {counts['images']} images, "
+        f"{counts['predictions']} predictions -> {sub_path}"
+    )
+    split_arg = f" --split {split}" if split else ""
+    ctx.console.print(f"cxrlab score --truth {folder} --pred {sub_path}{split_arg}")
+    print_score(score(folder, sub_path, metric="map40", split=split, truth_reader=truth.reader), ctx.console)
+    ctx.console.print(f"cxrlab score --truth {folder} --pred {pred_path} --metric auroc{split_arg}")
+    auroc = score(folder, pred_path, metric="auroc", split=split, truth_reader=truth.reader, seed=ctx.seed)
+    print_score(auroc, ctx.console)
+    ctx.paths["metrics_submission"] = sub_path
+
+
 def step_reports(ctx: DemoContext) -> None:
     """Label the shipped sample reports (written for cxrlab) with the NIH list; show values and reasons."""
     from importlib import resources
@@ -143,78 +215,6 @@ def _is_na(value: object) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
-
-
-def step_nih(ctx: DemoContext) -> None:
-    """Verify the NIH phantom's archives, extract them, index the label files, print the statistics."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from cxrlab.datasets.nih import index_nih, write_index
-    from cxrlab.datasets.nih_archives import extract_folder, read_md5_file, verify_folder
-    from cxrlab.viz.statistics import label_statistics, render
-
-    raw = ctx.paths["nih_raw"]
-    checks = verify_folder(raw, read_md5_file(raw / "images_md5.txt"), mode="full", progress=True)
-    table = Table(title="cxrlab nih verify (against the phantom's md5 list)", title_justify="left")
-    for col in ("archive", "status", "bytes", "tar members"):
-        table.add_column(col)
-    for c in checks:
-        table.add_row(c.name, "ok" if c.ok else "; ".join(c.reasons), f"{c.size:,}", str(c.members))
-    ctx.console.print(table)
-    images = ctx.work / "nih-extracted"
-    summary = extract_folder(raw, images, progress=True)
-    ctx.console.print(
-        f"cxrlab nih extract: {summary.written} PNGs written, {summary.skipped} already there -> {images}"
-    )
-    index = index_nih(raw, images_dir=images)
-    tables = write_index(index, ctx.work / "nih-tables")
-    info = index.summary()
-    ctx.console.print(
-        f"cxrlab nih index: {info['images']} images, {info['patients']} patients, {info['boxes']} boxes, "
-        f"splits {info['splits']} -> {tables}"
-    )
-    for problem in index.problems:
-        ctx.console.print(f"  [yellow]{problem.severity}:[/yellow] {escape(str(problem))}", highlight=False)
-    ctx.paths["nih_tables"] = tables
-    ctx.paths["nih_images"] = images
-    render(label_statistics(index.images, index.findings), ctx.console)
-
-
-def step_metrics(ctx: DemoContext) -> None:
-    """Score a deliberately imperfect prediction of the VinDr phantom's test set: mAP@0.4, AUROC with CIs."""
-    from cxrlab.cli.score import print_score
-    from cxrlab.errors import UsageError
-    from cxrlab.metrics.scoring import score, select_truth, simulate_predictions
-    from cxrlab.metrics.submission import make_submission, write_submission
-    from cxrlab.tables import load_tables, write_parquet
-
-    folder = ctx.paths["vindr_tables"]
-    tables = load_tables(folder)
-    split = "test" if (tables.images["split"] == "test").any() else None
-    try:
-        truth = select_truth(tables, split=split)
-    except UsageError:  # several readers and no consensus: score against the most frequent reader
-        reader = str(tables.findings["reader"].value_counts().index[0])
-        truth = select_truth(tables, split=split, reader=reader)
-    out = ctx.work / "metrics"
-    preds = simulate_predictions(truth, seed=ctx.seed)
-    pred_path = write_parquet(preds, out / "predictions.parquet")
-    ids = truth.images["image_id"].astype(str).tolist()
-    submission, counts = make_submission(preds, image_ids=ids, images=truth.images)
-    sub_path = write_submission(submission, out / "submission.csv")
-    ctx.console.print(
-        f"Simulated model (seed {ctx.seed}): truth boxes jittered, a quarter dropped, random false boxes and "
-        f"confidences -> {pred_path}\ncxrlab submission make: {counts['images']} images, "
-        f"{counts['predictions']} predictions -> {sub_path}"
-    )
-    split_arg = f" --split {split}" if split else ""
-    ctx.console.print(f"cxrlab score --truth {folder} --pred {sub_path}{split_arg}")
-    print_score(score(folder, sub_path, metric="map40", split=split, truth_reader=truth.reader), ctx.console)
-    ctx.console.print(f"cxrlab score --truth {folder} --pred {pred_path} --metric auroc{split_arg}")
-    auroc = score(folder, pred_path, metric="auroc", split=split, truth_reader=truth.reader, seed=ctx.seed)
-    print_score(auroc, ctx.console)
-    ctx.paths["metrics_submission"] = sub_path
 
 
 STEPS: list[tuple[str, Step]] = [
