@@ -31,9 +31,10 @@ def step_phantoms(ctx: DemoContext) -> None:
     from cxrlab.cli.phantom import print_summary
     from cxrlab.datasets.phantom import make_nih, make_vindr
 
-    size = 512  # small enough for a quick demo, large enough to see the lesions
-    vindr = make_vindr(ctx.work / "vindr-raw", images=ctx.images, seed=ctx.seed, size=size, progress=True)
-    nih = make_nih(ctx.work / "nih-raw", images=ctx.images, seed=ctx.seed, size=size, progress=True)
+    # VinDr DICOMs larger than the 1024 px training size, so that the convert step really downsizes them
+    # (the real ones are 2,000-3,000 px: `cxrlab phantom vindr --size 2800` for those); NIH PNGs are 1024 px.
+    vindr = make_vindr(ctx.work / "vindr-raw", images=ctx.images, seed=ctx.seed, size=1536, progress=True)
+    nih = make_nih(ctx.work / "nih-raw", images=ctx.images, seed=ctx.seed, size=1024, progress=True)
     ctx.paths["vindr_raw"] = vindr.root
     ctx.paths["nih_raw"] = nih.root
     print_summary(vindr.summary, vindr.root, ctx.console)
@@ -227,7 +228,7 @@ STEPS: list[tuple[str, Step]] = [
 ]
 
 
-def run_demo(work: str | Path, *, images: int = 24, seed: int = 0, console: Console | None = None) -> None:
+def run_demo(work: str | Path, *, images: int = 40, seed: int = 0, console: Console | None = None) -> None:
     console = console or Console(highlight=False)
     ctx = DemoContext(work=Path(work), images=images, seed=seed, console=console)
     ctx.work.mkdir(parents=True, exist_ok=True)

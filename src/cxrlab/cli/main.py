@@ -64,7 +64,7 @@ def cite() -> None:
 @app.command()
 def demo(
     work: Annotated[str, typer.Option(help="Folder for the demo's data and outputs.")] = "demo-output",
-    images: Annotated[int, typer.Option(help="Phantom images per dataset.")] = 24,
+    images: Annotated[int, typer.Option(help="Phantom images per dataset.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of the phantom data.")] = 0,
 ) -> None:
     """Walk the whole pipeline on phantom data and print what each step made."""
