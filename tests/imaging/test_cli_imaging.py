@@ -77,3 +77,15 @@ def test_phi_check(tmp_path: Path) -> None:
     found = {f["keyword"]: f for f in json.loads(dirty.stdout)["findings"]}
     assert {"PatientName", "StudyDate", "InstitutionName", "BurnedInAnnotation", "private"} <= set(found)
     assert found["PatientName"]["value"] == "Doe^Jane" and found["StudyDate"]["reason"] == "date or time"
+
+
+def test_phi_check_unreadable_file_and_empty_folder(tmp_path: Path) -> None:
+    make_dicom(tmp_path / "mixed", "a.dcm", chest_like(10, 10), sex="M", age="030Y")
+    (tmp_path / "mixed" / "broken.dcm").write_bytes(b"")
+    mixed = _cxrlab("dicom", "phi-check", str(tmp_path / "mixed"))
+    assert mixed.returncode == 1, mixed.stdout + mixed.stderr
+    assert "broken.dcm" in mixed.stderr
+    (tmp_path / "none").mkdir()
+    empty = _cxrlab("dicom", "phi-check", str(tmp_path / "none"))
+    assert empty.returncode == 2
+    assert "no .dcm or .dicom file" in empty.stderr

@@ -43,13 +43,16 @@ def phi_check_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
     """List every tag that could identify a patient (names, ids, dates, institution, burned-in text,
-    private tags); exit 1 when any is found."""
+    private tags); exit 1 when any is found or a file cannot be read, 2 when there is nothing to check."""
     from cxrlab.imaging.tags import finding_dict, phi_check
 
     if not folder.exists():
         err_console.print(f"[red]error:[/red] {escape(str(folder))}: no such file or folder")
         raise typer.Exit(2)
     findings, unreadable, checked = phi_check(folder)
+    if checked == 0 and not unreadable:
+        err_console.print(f"[red]error:[/red] {escape(str(folder))}: no .dcm or .dicom file to check")
+        raise typer.Exit(2)
     for problem in unreadable:
         err_console.print(f"[yellow]warning:[/yellow] {escape(problem)}")
     if json_out:
@@ -66,5 +69,5 @@ def phi_check_cmd(
         console.print(f"{len(findings)} identifying tag(s) in {files} of {checked} file(s)")
     else:
         console.print(f"No identifying tag in {checked} file(s)")
-    if findings:
+    if findings or unreadable:  # a file that could not be read cannot be vouched for
         raise typer.Exit(1)
