@@ -8,8 +8,6 @@ Validation names the offending rows so a user can find them in the source files.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrlab.atomic import atomic_path
 from cxrlab.errors import CxrlabError
 
 IMAGES_FILE = "images.parquet"
@@ -158,15 +157,8 @@ def _raise_if(what: str, problems: list[str | None]) -> None:
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     """Write atomically: a reader never sees a half-written file under the final name."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +11,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from cxrlab.atomic import atomic_path
 from cxrlab.cli.common import console, new_app, print_json
 from cxrlab.errors import UsageError
 
@@ -47,18 +46,11 @@ def check_output_suffix(out: Path) -> str:
 def write_table(table: pd.DataFrame, out: Path) -> Path:
     """CSV (blank = not mentioned) or Parquet by suffix; written to a temporary name, then renamed."""
     suffix = check_output_suffix(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".part") as tmp:
         if suffix == ".parquet":
             table.to_parquet(tmp, index=False)
         else:
             table.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 

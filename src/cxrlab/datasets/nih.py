@@ -24,7 +24,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images, save_tables
 from cxrlab.taxonomy import NIH
@@ -717,7 +717,5 @@ REPORT_FILE = "nih_index_report.json"
 def write_index(index: NihIndex, out: str | Path) -> Path:
     """Validate and write ``images.parquet``, ``findings.parquet`` and the report (atomically) to ``out``."""
     out = save_tables(out, index.images, index.findings)
-    tmp = out / f".{REPORT_FILE}.tmp"
-    tmp.write_text(json.dumps(index.summary(), indent=2) + "\n")
-    os.replace(tmp, out / REPORT_FILE)
+    write_text_atomic(out / REPORT_FILE, json.dumps(index.summary(), indent=2) + "\n")
     return out

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cxrlab.atomic import atomic_path, write_text_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.progress import maybe_progress
 
@@ -385,13 +386,9 @@ def _already_complete(out: Path, archive: Path) -> bool:
 
 def _write_state(out: Path, archive: Path, members: dict[str, int]) -> None:
     state = _archive_state(out, archive)
-    state.parent.mkdir(parents=True, exist_ok=True)
     st = archive.stat()
-    tmp = state.with_suffix(".json.part")
-    tmp.write_text(
-        json.dumps({"archive_size": st.st_size, "archive_mtime": int(st.st_mtime), "members": members})
-    )
-    os.replace(tmp, state)
+    text = json.dumps({"archive_size": st.st_size, "archive_mtime": int(st.st_mtime), "members": members})
+    write_text_atomic(state, text, temp_name=state.name + ".part")
 
 
 class _CountingReader:
@@ -450,16 +447,10 @@ def extract_archive(
                 if complete:
                     summary.skipped += 1
                 else:
-                    part = dest.with_name(dest.name + ".part")
                     src = tar.extractfile(member)
                     assert src is not None
-                    try:
-                        with open(part, "wb") as fh:
-                            shutil.copyfileobj(src, fh, length=1 << 20)
-                        os.replace(part, dest)
-                    except BaseException:
-                        part.unlink(missing_ok=True)
-                        raise
+                    with atomic_path(dest, temp_name=dest.name + ".part") as part, open(part, "wb") as fh:
+                        shutil.copyfileobj(src, fh, length=1 << 20)
                     os.utime(dest, (member.mtime, member.mtime))
                     summary.written += 1
                     summary.redone += existed

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.progress import track
 from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images
@@ -657,8 +658,4 @@ def _empty_raw() -> pd.DataFrame:
 
 def write_report(index: VindrIndex, folder: str | Path) -> Path:
     """Write the index report as JSON beside the tables (atomically)."""
-    path = Path(folder) / REPORT_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(index.report(), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(Path(folder) / REPORT_FILE, json.dumps(index.report(), indent=2) + "\n")

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from cxrlab.atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.imaging.decoders import DecodeError, decode_pixels, read_dataset, syntax_name
 from cxrlab.imaging.dicom import Applied, DisplayOptions, apply_table, display_reference, display_table
@@ -151,17 +152,6 @@ def encode_image(img: np.ndarray, fmt: str, png_level: int = 1) -> bytes:
     return encoded.tobytes()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -179,7 +169,9 @@ def convert_file(task: Task, options: ConvertOptions) -> dict[str, Any]:
         else:
             img, info = _dicom_pipeline(source, options)
         record.update(info)
-        _write_atomic(Path(task.output), encode_image(img, options.format, options.png_level))
+        output = Path(task.output)
+        data = encode_image(img, options.format, options.png_level)
+        write_bytes_atomic(output, data, temp_name=f".{output.name}.{os.getpid()}.tmp")
         record.update(status="ok", error="")
     except CxrlabError as exc:
         record.update(status="failed", error=str(exc))
@@ -371,9 +363,9 @@ def _check_settings(out: Path, options: ConvertOptions) -> None:
                 f"{out} holds a conversion made with other settings ({', '.join(changed)} differ); "
                 "convert into a new folder, or delete it first"
             )
-    tmp = path.with_name(f".{SETTINGS}.tmp")
-    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(
+        path, json.dumps(settings, indent=2, sort_keys=True) + "\n", temp_name=f".{SETTINGS}.tmp"
+    )
 
 
 def _read_journal(path: Path) -> dict[str, dict[str, Any]]:
@@ -617,9 +609,8 @@ def _manifest(tasks: list[Task], records: dict[str, dict[str, Any]], out: Path) 
 
 
 def _write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path, temp_name=f".{path.name}.tmp") as tmp:
+        df.to_csv(tmp, index=False)
 
 
 def _load_findings(path: Path, images: pd.DataFrame | None) -> tuple[pd.DataFrame | None, pd.DataFrame]:

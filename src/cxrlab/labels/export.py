@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.labels.consensus import CONSENSUS
 from cxrlab.tables import BOX_COLUMNS
@@ -64,21 +64,8 @@ class ExportResult:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _write_csv(path: Path, df: pd.DataFrame) -> Path:
-    return _write_text(path, df.to_csv(index=False, lineterminator="\n"))
+    return write_text_atomic(path, df.to_csv(index=False, lineterminator="\n"))
 
 
 def read_manifest(converted: str | Path) -> pd.DataFrame:
@@ -223,8 +210,8 @@ def _write_class_maps(out: Path, classes: list[str], class_set: str, id_offset: 
         ],
     }
     return [
-        _write_text(out / "classes.json", json.dumps(payload, indent=2) + "\n"),
-        _write_text(out / "classes.txt", "".join(f"{c}\n" for c in classes)),
+        write_text_atomic(out / "classes.json", json.dumps(payload, indent=2) + "\n"),
+        write_text_atomic(out / "classes.txt", "".join(f"{c}\n" for c in classes)),
     ]
 
 
@@ -280,7 +267,7 @@ def _int_or_none(v: float) -> int | None:
 def _export_coco(p: _Prepared, out: Path, result: ExportResult) -> None:
     if p.images["width"].isna().any():
         result.notes.append("image sizes unknown for some images: their COCO width/height are null")
-    result.files.append(_write_text(out / "annotations.json", json.dumps(to_coco(p)) + "\n"))
+    result.files.append(write_text_atomic(out / "annotations.json", json.dumps(to_coco(p)) + "\n"))
     result.files += _write_class_maps(out, p.classes, p.class_set, 1)
 
 
@@ -307,7 +294,7 @@ def _export_yolo(p: _Prepared, out: Path, result: ExportResult, converted: Path 
         split = r.split if isinstance(r.split, str) else "train"
         if split not in splits:
             splits.append(split)
-        _write_text(out / "labels" / split / f"{r.image_id}.txt", "".join(lines.get(r.image_id, [])))
+        write_text_atomic(out / "labels" / split / f"{r.image_id}.txt", "".join(lines.get(r.image_id, [])))
         if converted is not None:
             src = (converted / r.file_name).resolve()
             link = out / "images" / split / f"{r.image_id}{src.suffix}"
@@ -333,7 +320,7 @@ def _export_yolo(p: _Prepared, out: Path, result: ExportResult, converted: Path 
     yaml.append(f"nc: {len(p.classes)}")
     yaml.append("names:")
     yaml += [f"  {i}: {json.dumps(c)}" for i, c in enumerate(p.classes)]
-    result.files.append(_write_text(out / "data.yaml", "\n".join(yaml) + "\n"))
+    result.files.append(write_text_atomic(out / "data.yaml", "\n".join(yaml) + "\n"))
     result.files += _write_class_maps(out, p.classes, p.class_set, 0)
     result.counts["label_files"] = len(p.images)
 
@@ -362,11 +349,13 @@ def _export_voc(p: _Prepared, out: Path, result: ExportResult) -> None:
                 for tag, col in (("xmin", "x_min"), ("ymin", "y_min"), ("xmax", "x_max"), ("ymax", "y_max")):
                     ET.SubElement(box, tag).text = str(round(getattr(row, col)))
         ET.indent(root)
-        _write_text(out / "Annotations" / f"{r.image_id}.xml", ET.tostring(root, encoding="unicode") + "\n")
+        write_text_atomic(
+            out / "Annotations" / f"{r.image_id}.xml", ET.tostring(root, encoding="unicode") + "\n"
+        )
         ids_by_split.setdefault(r.split if isinstance(r.split, str) else "train", []).append(r.image_id)
     for split, ids in ids_by_split.items():
         result.files.append(
-            _write_text(out / "ImageSets" / "Main" / f"{split}.txt", "".join(f"{i}\n" for i in ids))
+            write_text_atomic(out / "ImageSets" / "Main" / f"{split}.txt", "".join(f"{i}\n" for i in ids))
         )
     if p.images["width"].isna().any():
         result.notes.append("image sizes unknown for some images: their VOC <size> is 0")
@@ -461,7 +450,7 @@ def _export_challenge_csv(
         "class_set": "vindr-challenge",
         "classes": [{"id": i, "name": c} for c, i in VINDR_CHALLENGE.class_ids.items()],
     }
-    result.files.append(_write_text(out / "classes.json", json.dumps(payload, indent=2) + "\n"))
+    result.files.append(write_text_atomic(out / "classes.json", json.dumps(payload, indent=2) + "\n"))
 
 
 def export(

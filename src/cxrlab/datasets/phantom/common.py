@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from cxrlab.atomic import write_bytes_atomic
 from cxrlab.errors import CxrlabError
 
 MARKER = ".cxrlab-phantom.json"
@@ -69,38 +68,7 @@ def finish_output(out: Path, kind: str, files: Sequence[Path], seed: int, images
     """Write the marker (sorted, relative names; no time stamps so the folder stays byte-identical)."""
     rel = sorted(str(Path(f).relative_to(out)) for f in files)
     text = json.dumps({"kind": kind, "seed": seed, "images": images, "files": rel}, indent=1) + "\n"
-    write_bytes(out / MARKER, text.encode())
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
-def publish(tmp: str | Path, path: Path) -> None:
-    """Give a finished temporary file the usual permissions and move it to its final name."""
-    os.chmod(tmp, _FILE_MODE)
-    os.replace(tmp, path)
-
-
-def write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary name in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    write_bytes_atomic(out / MARKER, text.encode())
 
 
 def write_csv(path: Path, header: str | Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
@@ -110,7 +78,7 @@ def write_csv(path: Path, header: str | Sequence[str], rows: Iterable[Sequence[A
     writer = csv.writer(buf, lineterminator="\n")
     for row in rows:
         writer.writerow(["" if v is None else v for v in row])
-    return write_bytes(path, buf.getvalue().encode())
+    return write_bytes_atomic(path, buf.getvalue().encode())
 
 
 def fmt_coord(value: float | None, decimals: int = 2) -> str:

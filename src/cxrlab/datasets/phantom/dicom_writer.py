@@ -13,8 +13,6 @@ Only the tags of :data:`DEIDENTIFIED_KEYWORDS` are ever written: no names, ids, 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 
-from cxrlab.datasets.phantom.common import publish
+from cxrlab.atomic import atomic_path
 
 __all__ = [
     "DEIDENTIFIED_KEYWORDS",
@@ -222,19 +220,11 @@ def write_dicom(path: Path, stored: np.ndarray, spec: DicomSpec) -> None:
         if "PixelData" in ds:
             ds["PixelData"].is_undefined_length = syntax.is_compressed
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if spec.omit_transfer_syntax_in_meta:
-                dcmwrite(fh, ds, implicit_vr=implicit, little_endian=little, enforce_file_format=False)
-            else:
-                dcmwrite(fh, ds, enforce_file_format=True)
-        publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        if spec.omit_transfer_syntax_in_meta:
+            dcmwrite(fh, ds, implicit_vr=implicit, little_endian=little, enforce_file_format=False)
+        else:
+            dcmwrite(fh, ds, enforce_file_format=True)
 
 
 def _check(stored: np.ndarray, spec: DicomSpec) -> np.ndarray:

@@ -11,9 +11,7 @@ import gzip
 import hashlib
 import io
 import math
-import os
 import tarfile
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cxrlab.atomic import atomic_path, write_bytes_atomic
 from cxrlab.datasets.phantom.anatomy import Lesion, enlarge_heart, place_lesion, render_chest, sample_geometry
 from cxrlab.datasets.phantom.common import (
     TRUTH_FILE,
@@ -29,9 +28,7 @@ from cxrlab.datasets.phantom.common import (
     PhantomResult,
     finish_output,
     prepare_output,
-    publish,
     truth_rows,
-    write_bytes,
     write_csv,
 )
 from cxrlab.errors import UsageError
@@ -150,7 +147,7 @@ def make_nih(
         pass
     files += _write_tables(out, plan, seed, size)
     md5_lines = "".join(f"{_md5(f)}  {f.name}\n" for f in files if f.name.endswith(".tar.gz"))
-    files.append(write_bytes(out / "images_md5.txt", md5_lines.encode()))
+    files.append(write_bytes_atomic(out / "images_md5.txt", md5_lines.encode()))
     truth = [row for p in plan for row in truth_rows(p.name, [(lab, box) for lab, box in p.truth])]
     files.append(write_csv(out / TRUTH_FILE, TRUTH_HEADER, truth))
     finish_output(out, "nih", files, seed, images)
@@ -230,29 +227,23 @@ def _png(p: _Image, seed: int, index: int, size: int) -> bytes:
 
 def _write_archive(path: Path, items: list[_Image], seed: int, size: int, bar: Any) -> Path:
     """One ``images_NNN.tar.gz`` extracting into ``images/``, written atomically, byte-stable."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with (
-            os.fdopen(fd, "wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as gz,
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar,
-        ):
-            folder = tarfile.TarInfo("images")
-            folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, ARCHIVE_MTIME
-            tar.addfile(folder)
-            for p in items:
-                data = _png(p, seed, _index(p), size)
-                info = tarfile.TarInfo(f"images/{p.name}")
-                info.size, info.mode, info.mtime = len(data), 0o644, ARCHIVE_MTIME
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                tar.addfile(info, io.BytesIO(data))
-                next(bar, None)
-        publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with (
+        atomic_path(path) as tmp,
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
+        folder = tarfile.TarInfo("images")
+        folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, ARCHIVE_MTIME
+        tar.addfile(folder)
+        for p in items:
+            data = _png(p, seed, _index(p), size)
+            info = tarfile.TarInfo(f"images/{p.name}")
+            info.size, info.mode, info.mtime = len(data), 0o644, ARCHIVE_MTIME
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+            next(bar, None)
     return path
 
 
@@ -287,8 +278,9 @@ def _write_tables(out: Path, plan: list[_Image], seed: int, size: int) -> list[P
     return [
         write_csv(out / "Data_Entry_2017.csv", DATA_ENTRY_HEADER, entries),
         write_csv(out / "BBox_List_2017.csv", BBOX_HEADER, boxes),
-        write_bytes(out / "train_val_list.txt", train_val.encode()),  # no trailing newline, as the real lists
-        write_bytes(out / "test_list.txt", test.encode()),
+        # no trailing newline, as the real lists
+        write_bytes_atomic(out / "train_val_list.txt", train_val.encode()),
+        write_bytes_atomic(out / "test_list.txt", test.encode()),
     ]
 
 
