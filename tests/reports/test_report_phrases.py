@@ -119,6 +119,7 @@ def test_rules_file_kinds_are_all_used() -> None:
         "pre_uncertainty",
         "pre_evidence",
         "post_uncertainty",
+        "differential",
         "pseudo",
         "termination",
     }

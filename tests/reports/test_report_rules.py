@@ -47,10 +47,8 @@ def one(labeler: ReportLabeler, text: str, label: str) -> int | None:
         ("Findings may represent atelectasis.", "Atelectasis", -1),
         ("Possible right lower lobe pneumonia.", "Pneumonia", -1),
         ("Opacity suggestive of pneumonia.", "Pneumonia", -1),
-        ("Atelectasis versus pneumonia.", "Pneumonia", -1),
         # post-uncertainty
         ("Pneumonia cannot be excluded.", "Pneumonia", -1),
-        ("Atelectasis versus pneumonia.", "Atelectasis", -1),
         ("A small effusion is not excluded.", "Effusion", -1),
         # a negation before an evidence trigger negates it
         ("No focal airspace opacity to suggest pneumonia.", "Pneumonia", 0),
@@ -118,8 +116,47 @@ def test_uncertain_policies(nih: ReportLabeler) -> None:
     assert NO_FINDING not in nih.label(text, uncertain="negative")
 
 
-def test_gapped_phrase_does_not_hide_other_mentions(nih: ReportLabeler) -> None:
-    values = nih.label("Small pleural effusion versus minimal pleural thickening.")
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Atelectasis versus pneumonia.", "Atelectasis"),
+        ("Atelectasis versus pneumonia.", "Pneumonia"),
+        ("Left basilar atelectasis vs scarring.", "Atelectasis"),
+        ("Bibasilar airspace disease, either atelectasis or infiltrate.", "Infiltration"),
+        ("Bibasilar airspace disease, either atelectasis or infiltrate.", "Atelectasis"),
+    ],
+)
+def test_differential_is_positive_for_nih_and_uncertain_otherwise(text: str, label: str) -> None:
+    """Both candidates of an unhedged differential: MeSH coding (NIH, Open-i) codes them, CheXpert hedges."""
+    assert one(ReportLabeler("nih"), text, label) == 1
+    assert one(ReportLabeler("nih", differential="uncertain"), text, label) == -1
+    if label != "Infiltration":  # not a CheXpert label
+        assert one(ReportLabeler("chexpert"), text, label) == -1
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "expected"),
+    [
+        # a hedge before the differential still decides
+        ("Findings may represent atelectasis versus infiltrate.", "Atelectasis", -1),
+        ("Findings may represent atelectasis versus infiltrate.", "Infiltration", -1),
+        ("Question left basilar atelectasis versus infiltrate.", "Infiltration", -1),
+        # a negation too
+        ("No pneumothorax versus skin fold is seen.", "Pneumothorax", 0),
+        # the differential does not reach past a termination
+        ("Atelectasis versus scarring; no pneumonia.", "Pneumonia", 0),
+    ],
+)
+def test_differential_yields_to_other_triggers(
+    nih: ReportLabeler, text: str, label: str, expected: int
+) -> None:
+    assert one(nih, text, label) == expected
+
+
+def test_gapped_phrase_does_not_hide_other_mentions() -> None:
+    values = ReportLabeler("nih", differential="uncertain").label(
+        "Small pleural effusion versus minimal pleural thickening."
+    )
     assert values["Effusion"] == -1
     assert values["Pleural_Thickening"] == -1
 

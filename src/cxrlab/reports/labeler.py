@@ -5,6 +5,10 @@ negative; a label never mentioned stays blank. ``No finding`` is 1 when no findi
 aside) is positive or uncertain, blank otherwise, as the CheXpert labeler writes it; an empty report is
 blank everywhere, since it says nothing.
 
+A differential ("atelectasis versus scarring") is uncertain or positive by the ``differential`` option:
+positive for the NIH set by default, since the human MeSH coding behind NIH-style gold (Open-i) codes
+both candidates of an unhedged differential, uncertain for the others, as the CheXpert labeler does.
+
 Values: 1 positive, 0 negative, -1 uncertain, ``<NA>`` not mentioned. The ``uncertain`` policy maps -1 to
 1 ("positive", the U-Ones of the CheXpert paper), to 0 ("negative", U-Zeros) or keeps it; ``No finding`` is
 computed before the policy, from the raw decisions.
@@ -24,12 +28,24 @@ import pandas as pd
 from cxrlab.errors import UsageError
 from cxrlab.progress import track
 from cxrlab.reports.mentions import MentionFinder, default_finder
-from cxrlab.reports.negation import NEGATIVE, POSITIVE, UNCERTAIN, Rules, classify, default_rules
+from cxrlab.reports.negation import (
+    DIFFERENTIAL,
+    NEGATIVE,
+    POSITIVE,
+    UNCERTAIN,
+    Decision,
+    Rules,
+    classify,
+    default_rules,
+)
 from cxrlab.reports.sections import CONTEXT_SECTIONS, sentence_ends, split_sections
 from cxrlab.taxonomy import NO_FINDING, LabelSet
 
 UncertainPolicy = Literal["keep", "positive", "negative"]
 UNCERTAIN_POLICIES: tuple[str, ...] = ("keep", "positive", "negative")
+DifferentialPolicy = Literal["positive", "uncertain"]
+DIFFERENTIAL_POSITIVE_SETS = frozenset({"nih"})
+"""Label sets whose differentials count as positive unless ``differential`` says otherwise."""
 STATUS_NAMES = {POSITIVE: "positive", NEGATIVE: "negative", UNCERTAIN: "uncertain"}
 _PRIORITY = {POSITIVE: 2, UNCERTAIN: 1, NEGATIVE: 0}
 NOT_FINDINGS = frozenset({"Support Devices"})
@@ -78,6 +94,7 @@ class ReportLabeler:
         phrases: str | Path | None = None,
         rules: str | Path | None = None,
         skip_sections: Iterable[str] = CONTEXT_SECTIONS,
+        differential: DifferentialPolicy | None = None,
     ) -> None:
         if phrases is None and isinstance(label_set, str):
             self.finder: MentionFinder = default_finder(label_set.lower())
@@ -87,6 +104,11 @@ class ReportLabeler:
         self.label_set: LabelSet = self.finder.label_set
         self.skip_sections = frozenset(skip_sections)
         self.findings = tuple(lab for lab in self.label_set.findings if lab not in NOT_FINDINGS)
+        if differential is None:
+            differential = "positive" if self.label_set.name in DIFFERENTIAL_POSITIVE_SETS else "uncertain"
+        if differential not in ("positive", "uncertain"):
+            raise UsageError(f"unknown differential policy '{differential}'; choose positive or uncertain")
+        self.differential: DifferentialPolicy = differential
 
     # -- one report ---------------------------------------------------------------------------------
     def mentions(self, text: object) -> list[Mention]:
@@ -112,6 +134,8 @@ class ReportLabeler:
             decision = classify(low, m.start, m.end, (s_start, s_end), triggers, trigger_starts)
             if decision is None:
                 continue
+            if decision.rule == DIFFERENTIAL and self.differential == "positive":
+                decision = Decision(POSITIVE, decision.rule, decision.trigger)
             for label, neutral in zip(m.labels, m.neutral, strict=True):
                 if neutral and decision.status == POSITIVE:
                     continue  # "heart size is stable": normal anatomy, no finding

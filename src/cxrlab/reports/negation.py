@@ -10,7 +10,15 @@ scope decide, in this order:
    ("suggestive of") -> uncertain, unless a negation comes before it in scope ("no opacity to suggest
    pneumonia") -> negative;
 4. a post-negation trigger ("effusion has resolved") -> negative;
-5. otherwise positive.
+5. a differential trigger either side ("atelectasis versus scarring", "either atelectasis or
+   infiltrate") -> uncertain with the rule ``differential``;
+6. otherwise positive.
+
+A differential names the candidates for something the radiologist does see (an opacity that is
+atelectasis or scar). Unlike a hedge ("may represent atelectasis versus infiltrate", which step 1 or 3
+decides first), it does not doubt the finding itself: human MeSH indexers coded both candidates of an
+unhedged differential (Open-i), while the CheXpert labeler calls them uncertain. The labeler's
+``differential`` option chooses; a differential trigger is skipped while looking for the other kinds.
 
 Pseudo-triggers ("no change", "not only") are found with the others and decide nothing: because the
 longest trigger wins where they overlap, they hide the "no" inside them.
@@ -30,7 +38,8 @@ POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 
 PRE_KINDS = ("pre_negation", "pre_uncertainty", "pre_evidence")
 POST_KINDS = ("post_negation", "post_uncertainty")
-KINDS = (*PRE_KINDS, *POST_KINDS, "pseudo", "termination")
+DIFFERENTIAL = "differential"
+KINDS = (*PRE_KINDS, *POST_KINDS, DIFFERENTIAL, "pseudo", "termination")
 _NEGATION_KINDS = ("pre_negation", "post_negation")
 
 _WORD = re.compile(r"\w+")
@@ -158,6 +167,8 @@ def classify(
                 return Decision(NEGATIVE, "negation inside the phrase", text[t.start : t.end])
             if role.kind in ("pre_uncertainty", "post_uncertainty", "pre_evidence"):
                 return Decision(UNCERTAIN, "uncertainty inside the phrase", text[t.start : t.end])
+            if role.kind == DIFFERENTIAL:
+                return None  # "effusion versus pleural thickening" is two mentions, not one
     # 3. the nearest pre-trigger
     for i in range(len(pre) - 1, -1, -1):
         t = pre[i]
@@ -183,4 +194,11 @@ def classify(
         for role in t.roles:
             if role.kind == "post_negation" and _applies(role, text, end, t.start):
                 return Decision(NEGATIVE, "post-negation", text[t.start : t.end])
+    # 5. a differential either side
+    for t in (*reversed(pre), *(t for t in post if t.end <= scope_end)):
+        for role in t.roles:
+            if role.kind == DIFFERENTIAL and (
+                _applies(role, text, t.end, start) if t.end <= start else _applies(role, text, end, t.start)
+            ):
+                return Decision(UNCERTAIN, DIFFERENTIAL, text[t.start : t.end])
     return Decision(POSITIVE, "affirmed")
