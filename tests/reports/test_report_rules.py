@@ -50,6 +50,14 @@ def one(labeler: ReportLabeler, text: str, label: str) -> int | None:
         # post-uncertainty
         ("Pneumonia cannot be excluded.", "Pneumonia", -1),
         ("A small effusion is not excluded.", "Effusion", -1),
+        ("Maybe due to pulmonary fibrosis.", "Fibrosis", -1),
+        ("Perhaps a small left effusion.", "Effusion", -1),
+        ("However, true pulmonary nodule is a possibility.", "Nodule", -1),
+        ("Pulmonary edema difficult to entirely exclude.", "Edema", -1),
+        ("Pneumonia cannot be entirely excluded.", "Pneumonia", -1),
+        # "but" ends a scope, except inside a longer trigger
+        ("Infiltrate is less likely but not entirely excluded.", "Infiltration", -1),
+        ("A small effusion is unlikely but not excluded.", "Effusion", -1),
         # a negation before an evidence trigger negates it
         ("No focal airspace opacity to suggest pneumonia.", "Pneumonia", 0),
         ("No findings suspicious for pneumonia.", "Pneumonia", 0),
