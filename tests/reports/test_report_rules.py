@@ -176,6 +176,8 @@ def test_gapped_phrase_does_not_cross_a_termination(nih: ReportLabeler) -> None:
 def test_ignored_look_alikes(nih: ReportLabeler) -> None:
     assert "Mass" not in nih.label("Mass effect on the trachea.")
     assert "Emphysema" not in nih.label("Subcutaneous emphysema in the left chest wall.")
+    assert "Fibrosis" not in nih.label("Bronchiectasis and scarring from cystic fibrosis.")
+    assert nih.label("Pulmonary fibrosis in a patient with cystic fibrosis.")["Fibrosis"] == 1
 
 
 def test_mentions_carry_the_explanation(nih: ReportLabeler) -> None:
