@@ -178,6 +178,9 @@ def test_ignored_look_alikes(nih: ReportLabeler) -> None:
     assert "Emphysema" not in nih.label("Subcutaneous emphysema in the left chest wall.")
     assert "Fibrosis" not in nih.label("Bronchiectasis and scarring from cystic fibrosis.")
     assert nih.label("Pulmonary fibrosis in a patient with cystic fibrosis.")["Fibrosis"] == 1
+    assert "Pleural_Thickening" not in nih.label("Bibasilar pleural scarring.")
+    assert "Pleural_Thickening" not in nih.label("Left apical pleural-parenchymal scarring.")
+    assert nih.label("Left pleural scarring and thickening.")["Pleural_Thickening"] == 1
 
 
 def test_mentions_carry_the_explanation(nih: ReportLabeler) -> None:
