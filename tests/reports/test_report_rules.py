@@ -55,6 +55,10 @@ def one(labeler: ReportLabeler, text: str, label: str) -> int | None:
         ("However, true pulmonary nodule is a possibility.", "Nodule", -1),
         ("Pulmonary edema difficult to entirely exclude.", "Edema", -1),
         ("Pneumonia cannot be entirely excluded.", "Pneumonia", -1),
+        # looked for, and conditional on the clinical picture
+        ("Lateral view limits evaluation for an effusion.", "Effusion", -1),
+        ("Evaluation for pleural fluid is limited.", "Effusion", -1),
+        ("In the appropriate clinical setting this is compatible with pneumonia.", "Pneumonia", -1),
         # "but" ends a scope, except inside a longer trigger
         ("Infiltrate is less likely but not entirely excluded.", "Infiltration", -1),
         ("A small effusion is unlikely but not excluded.", "Effusion", -1),
