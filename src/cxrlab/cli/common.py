@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+TablesOut = Annotated[
+    Path, typer.Option("--out", help="Tables folder to write (images.parquet, findings.parquet).")
+]
+"""The ``--out`` of the index commands: where ``save_tables`` writes the two tables."""
 
 
 def new_app(help_text: str) -> typer.Typer:
@@ -43,6 +51,16 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def folded_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """A table whose long cells wrap instead of being cut: lists of problems with their rule and examples."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from cxrlab.cli.common import console, new_app, print_json
+
+if TYPE_CHECKING:
+    from cxrlab.labels.agreement import Agreement
 
 app = new_app("Multi-reader labels: consensus (majority vote, box fusion) and inter-reader agreement.")
 
@@ -80,28 +83,32 @@ def agreement_cmd(
     console.print(render_readers(result))
 
 
-def render_agreement(result: object) -> Table:
-    """The per-label table with the overall row; the per-reader figures are in ``--json``."""
-    from cxrlab.labels.agreement import Agreement
+def _figures_table(title: str, columns: dict[str, str], rows: list[dict[str, Any]]) -> Table:
+    """One row per dict: ``columns`` maps heading to key; the first (a name) left-aligned, figures right."""
+    table = Table(title=title, title_justify="left")
+    for i, heading in enumerate(columns):
+        table.add_column(heading, justify="right" if i else "left")
+    for row in rows:
+        table.add_row(*(_fmt(row[key]) for key in columns.values()))
+    return table
 
-    assert isinstance(result, Agreement)
+
+def render_agreement(result: Agreement) -> Table:
+    """The per-label table with the overall row; the per-reader figures are in ``--json``."""
     info = result.info
-    table = Table(
-        title=f"Reader agreement: {info['images_in_kappa']} images with {info['readers_per_image']} readers "
+    table = _figures_table(
+        f"Reader agreement: {info['images_in_kappa']} images with {info['readers_per_image']} readers "
         f"(kappa), box F1 at IoU {info['iou']} (Hungarian matching)",
-        title_justify="left",
+        {
+            "label": "label",
+            "images reported": "images_reported",
+            "Fleiss kappa": "kappa",
+            "boxes": "boxes",
+            "box F1": "box_f1",
+            "mean IoU": "mean_iou",
+        },
+        result.labels,
     )
-    for col in ("label", "images reported", "Fleiss kappa", "boxes", "box F1", "mean IoU"):
-        table.add_column(col, justify="left" if col == "label" else "right")
-    for row in result.labels:
-        table.add_row(
-            row["label"],
-            str(row["images_reported"]),
-            _fmt(row["kappa"]),
-            str(row["boxes"]),
-            _fmt(row["box_f1"]),
-            _fmt(row["mean_iou"]),
-        )
     o = result.overall
     table.add_row(
         "[bold]overall[/bold]", "", _fmt(o["kappa_pooled"]), "", _fmt(o["box_f1"]), _fmt(o["mean_iou"])
@@ -109,21 +116,17 @@ def render_agreement(result: object) -> Table:
     return table
 
 
-def render_readers(result: object) -> Table:
+def render_readers(result: Agreement) -> Table:
     """Each reader against its co-readers: Cohen's kappa on presence, box F1, mean IoU."""
-    from cxrlab.labels.agreement import Agreement
-
-    assert isinstance(result, Agreement)
-    table = Table(title="Per reader, against its co-readers", title_justify="left")
-    for col in ("reader", "images", "boxes", "Cohen kappa", "box F1", "mean IoU"):
-        table.add_column(col, justify="left" if col == "reader" else "right")
-    for r in result.readers:
-        table.add_row(
-            r["reader"],
-            str(r["images"]),
-            str(r["boxes"]),
-            _fmt(r["kappa"]),
-            _fmt(r["box_f1"]),
-            _fmt(r["mean_iou"]),
-        )
-    return table
+    return _figures_table(
+        "Per reader, against its co-readers",
+        {
+            "reader": "reader",
+            "images": "images",
+            "boxes": "boxes",
+            "Cohen kappa": "kappa",
+            "box F1": "box_f1",
+            "mean IoU": "mean_iou",
+        },
+        result.readers,
+    )

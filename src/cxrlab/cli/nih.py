@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cxrlab.cli.common import console, err_console, new_app, print_json
+from cxrlab.cli.common import TablesOut, console, err_console, folded_table, new_app, print_json
 
 app = new_app("NIH ChestX-ray14: verify the archives (FAQ MD5s), extract them, index the label files.")
 
@@ -88,9 +88,7 @@ def index(
     folder: Annotated[
         Path, typer.Argument(help="Folder with Data_Entry_2017*.csv[.gz], BBox_List, the lists.")
     ],
-    out: Annotated[
-        Path, typer.Option("--out", help="Tables folder to write (images.parquet, findings.parquet).")
-    ],
+    out: TablesOut,
     entry: Annotated[
         Path | None,
         typer.Option(help="The Data_Entry file to use when the folder holds several revisions."),
@@ -126,13 +124,18 @@ def index(
             f"{summary['sources']['entry']})[/dim] -> {out}"
         )
         if result.problems:
-            table = Table(title="Problems found (nothing dropped silently)", title_justify="left")
-            for col in ("file", "problem", "count", "what happened", "examples"):
-                table.add_column(col, overflow="fold")
-            for p in result.problems:
-                kind = p.kind if p.severity == "warning" else f"{p.kind} (note)"
-                table.add_row(p.file, kind, f"{p.count:,}", p.message, escape(", ".join(p.examples[:3])))
-            console.print(table)
+            rows = [
+                (
+                    p.file,
+                    p.kind if p.severity == "warning" else f"{p.kind} (note)",
+                    f"{p.count:,}",
+                    p.message,
+                    escape(", ".join(p.examples[:3])),
+                )
+                for p in result.problems
+            ]
+            columns = ("file", "problem", "count", "what happened", "examples")
+            console.print(folded_table("Problems found (nothing dropped silently)", columns, rows))
         else:
             console.print("No problems found.")
         err_console.print(f"report: {report}", markup=False)

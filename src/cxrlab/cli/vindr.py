@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from cxrlab.cli.common import console, err_console, new_app, print_json
+from cxrlab.cli.common import TablesOut, console, err_console, folded_table, new_app, print_json
 
 app = new_app("VinDr-CXR: index the PhysioNet or VinBigData-challenge release (DICOMs optional).")
 
@@ -18,9 +17,7 @@ def index(
     folder: Annotated[
         Path, typer.Argument(help="The dataset folder (annotations/ or train.csv, train/, test/).")
     ],
-    out: Annotated[
-        Path, typer.Option("--out", help="Tables folder to write (images.parquet, findings.parquet).")
-    ],
+    out: TablesOut,
     allow_unknown: Annotated[
         bool,
         typer.Option("--allow-unknown", help="Keep labels that are not VinDr labels instead of failing."),
@@ -57,12 +54,10 @@ def index(
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     if result.issues:
-        table = Table(title="Inconsistencies and the rule applied", title_justify="left")
-        for col in ("issue", "count", "rule", "example"):
-            table.add_column(col, overflow="fold")
-        for i in result.issues:
-            table.add_row(i.kind, str(i.count), i.rule, i.examples[0] if i.examples else "")
-        console.print(table)
+        rows = [(i.kind, str(i.count), i.rule, i.examples[0] if i.examples else "") for i in result.issues]
+        console.print(
+            folded_table("Inconsistencies and the rule applied", ("issue", "count", "rule", "example"), rows)
+        )
         err_console.print(f"all examples: {out / 'vindr_index_report.json'}")
     else:
         console.print("No inconsistencies found.")

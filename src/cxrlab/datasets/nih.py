@@ -248,7 +248,7 @@ def read_entry_table(path: str | Path, problems: list[Problem] | None = None) ->
     revision = detect_revision(header, df["age"])
     name = path.name
 
-    for column in ("follow_up", "original_width", "original_height"):
+    for column in ("follow_up", "original_width", "original_height", "pixel_spacing_x", "pixel_spacing_y"):
         values = pd.to_numeric(df[column], errors="coerce")
         _problem(
             problems,
@@ -258,19 +258,11 @@ def read_entry_table(path: str | Path, problems: list[Problem] | None = None) ->
             df[column],
             f"row(s) with a non-numeric {column}",
         )
-        df[column] = values.astype("Int64")
-    for column in ("pixel_spacing_x", "pixel_spacing_y"):
-        values = pd.to_numeric(df[column], errors="coerce")
-        _problem(
-            problems,
-            name,
-            f"bad-{column}",
-            values.isna() & (df[column] != ""),
-            df[column],
-            f"row(s) with a non-numeric {column}",
-        )
-        # v2020 writes 0.14300000000000002: round away the float noise of its writer.
-        df[column] = values.astype("float64").round(9)
+        if column.startswith("pixel_spacing"):
+            # v2020 writes 0.14300000000000002: round away the float noise of its writer.
+            df[column] = values.astype("float64").round(9)
+        else:
+            df[column] = values.astype("Int64")
     df["age_raw"] = df["age"]
     df["age"] = parse_ages(df["age"])
     return df, revision
@@ -360,6 +352,23 @@ def _canonical_labels(labels: pd.Series, file: str, problems: list[Problem], wha
     return out
 
 
+def _coded(
+    problems: list[Problem],
+    file: str,
+    entry: pd.DataFrame,
+    column: str,
+    allowed: list[str],
+    kind: str,
+    message: str,
+) -> tuple[pd.Series, pd.Series]:
+    """A coded column upper-cased, and where it holds an ``allowed`` code; the other rows are reported."""
+    upper = entry[column].str.upper()
+    valid = _isin(upper, allowed).fillna(False)
+    names = entry["image_index"] + " " + entry[column].fillna("")
+    _problem(problems, file, kind, ~valid, names, message)
+    return upper, valid
+
+
 def build_images(
     entry: pd.DataFrame, splits: dict[str, pd.Series], file: str, problems: list[Problem]
 ) -> pd.DataFrame:
@@ -441,22 +450,16 @@ def build_images(
         names + " age " + entry["age_raw"].fillna(""),
         "row(s) with an unreadable age (age NA)",
     )
-    sex = entry["sex"].str.upper()
-    _problem(
-        problems,
-        file,
-        "bad-sex",
-        ~_isin(sex, ["M", "F"]).fillna(False),
-        names + " " + entry["sex"].fillna(""),
-        "row(s) with Patient Gender not M or F (sex NA)",
+    sex, known_sex = _coded(
+        problems, file, entry, "sex", ["M", "F"], "bad-sex", "row(s) with Patient Gender not M or F (sex NA)"
     )
-    view = entry["view"].str.upper()
-    _problem(
+    view, _ = _coded(
         problems,
         file,
+        entry,
+        "view",
+        ["PA", "AP"],
         "odd-view",
-        ~_isin(view, ["PA", "AP"]).fillna(False),
-        names + " " + entry["view"].fillna(""),
         "row(s) with a View Position other than PA or AP (kept as written)",
     )
 
@@ -504,7 +507,7 @@ def build_images(
             "path": "images/" + names,
             "width": PNG_SIZE,
             "height": PNG_SIZE,
-            "sex": sex.where(_isin(sex, ["M", "F"]).fillna(False)),
+            "sex": sex.where(known_sex),
             "age": age.mask(implausible),
             "view": view,
             "follow_up": entry["follow_up"],

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from cxrlab.atomic import write_bytes_atomic
-from cxrlab.errors import CxrlabError
+from cxrlab.errors import CxrlabError, UsageError
 
 MARKER = ".cxrlab-phantom.json"
 """Written last into a phantom folder: its kind and files, so that a re-run may replace it safely."""
@@ -29,6 +29,14 @@ class PhantomResult:
     n_images: int
     files: list[Path] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+def check_images_and_size(images: int, size: int) -> None:
+    """The limits both phantom writers put on ``--images`` and ``--size``."""
+    if images < 1:
+        raise UsageError(f"--images must be at least 1, got {images}")
+    if size < 64 or size > 4096:
+        raise UsageError(f"--size must be between 64 and 4096 pixels, got {size}")
 
 
 def prepare_output(out: Path, kind: str) -> None:
@@ -69,6 +77,16 @@ def finish_output(out: Path, kind: str, files: Sequence[Path], seed: int, images
     rel = sorted(str(Path(f).relative_to(out)) for f in files)
     text = json.dumps({"kind": kind, "seed": seed, "images": images, "files": rel}, indent=1) + "\n"
     write_bytes_atomic(out / MARKER, text.encode())
+
+
+def flattened_weights(counts: dict[str, int]) -> tuple[list[str], np.ndarray]:
+    """The labels and sampling probabilities proportional to the square root of their real counts.
+
+    The real balance, flattened so that rare labels still appear in a few dozen images.
+    """
+    labels = list(counts)
+    weights = np.sqrt(np.array([counts[k] for k in labels], dtype=float))
+    return labels, weights / weights.sum()
 
 
 def write_csv(path: Path, header: str | Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:

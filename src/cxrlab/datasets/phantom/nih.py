@@ -26,7 +26,9 @@ from cxrlab.datasets.phantom.common import (
     TRUTH_FILE,
     TRUTH_HEADER,
     PhantomResult,
+    check_images_and_size,
     finish_output,
+    flattened_weights,
     prepare_output,
     truth_rows,
     write_csv,
@@ -70,9 +72,7 @@ _REAL_COUNTS = {
     "Pneumonia": 1431,
     "Hernia": 227,
 }
-_LABELS = list(_REAL_COUNTS)
-_WEIGHTS = np.sqrt(np.array([_REAL_COUNTS[k] for k in _LABELS], dtype=float))
-_WEIGHTS /= _WEIGHTS.sum()
+_LABELS, _WEIGHTS = flattened_weights(_REAL_COUNTS)
 KIND = {
     "Atelectasis": "atelectasis",
     "Cardiomegaly": "cardiomegaly",
@@ -123,10 +123,7 @@ def make_nih(
     ``archives`` defaults to one per 10 images, at most 12 (the real count). ``out`` must be empty, new,
     or a previous NIH phantom (which is replaced).
     """
-    if images < 1:
-        raise UsageError(f"--images must be at least 1, got {images}")
-    if size < 64 or size > 4096:
-        raise UsageError(f"--size must be between 64 and 4096 pixels, got {size}")
+    check_images_and_size(images, size)
     n_archives = archives if archives is not None else min(12, max(1, math.ceil(images / 10)))
     if not 1 <= n_archives <= images:
         raise UsageError(

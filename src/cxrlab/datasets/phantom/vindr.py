@@ -30,7 +30,9 @@ from cxrlab.datasets.phantom.common import (
     TRUTH_FILE,
     TRUTH_HEADER,
     PhantomResult,
+    check_images_and_size,
     finish_output,
+    flattened_weights,
     fmt_coord,
     prepare_output,
     truth_rows,
@@ -99,9 +101,7 @@ _REAL_COUNTS = {
     "Edema": 40,
     "Clavicle fracture": 30,
 }
-_LOCAL_LABELS = list(_REAL_COUNTS)
-_LOCAL_WEIGHTS = np.sqrt(np.array([_REAL_COUNTS[k] for k in _LOCAL_LABELS], dtype=float))
-_LOCAL_WEIGHTS /= _LOCAL_WEIGHTS.sum()
+_LOCAL_LABELS, _LOCAL_WEIGHTS = flattened_weights(_REAL_COUNTS)
 
 # Labels readers confuse with each other (a reader may name a finding by its neighbour).
 _CONFUSABLE = {
@@ -155,10 +155,7 @@ def make_vindr(
     """
     if layout not in ("physionet", "challenge"):
         raise UsageError(f"unknown VinDr layout '{layout}': choose physionet or challenge")
-    if images < 1:
-        raise UsageError(f"--images must be at least 1, got {images}")
-    if size < 64 or size > 4096:
-        raise UsageError(f"--size must be between 64 and 4096 pixels, got {size}")
+    check_images_and_size(images, size)
     if not 0 <= test_fraction < 1:
         raise UsageError(f"test_fraction must be in [0, 1), got {test_fraction}")
     out = Path(out)
