@@ -177,6 +177,12 @@ def test_gapped_phrase_does_not_cross_a_termination(nih: ReportLabeler) -> None:
     assert "Cardiomegaly" not in nih.label("Heart normal but aorta enlarged.")
 
 
+def test_mass_is_the_finding_not_a_diagnosis(nih: ReportLabeler) -> None:
+    values = nih.label("Multiple nodules in both lungs consistent with neoplasm.")
+    assert values["Nodule"] == 1 and "Mass" not in values
+    assert nih.label("Right upper lobe mass lesion, suspicious for neoplasm.")["Mass"] == 1
+
+
 def test_ignored_look_alikes(nih: ReportLabeler) -> None:
     assert "Mass" not in nih.label("Mass effect on the trachea.")
     assert "Emphysema" not in nih.label("Subcutaneous emphysema in the left chest wall.")
