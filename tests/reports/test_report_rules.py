@@ -177,6 +177,13 @@ def test_gapped_phrase_does_not_cross_a_termination(nih: ReportLabeler) -> None:
     assert "Cardiomegaly" not in nih.label("Heart normal but aorta enlarged.")
 
 
+def test_an_enlarged_cardiac_silhouette_is_a_sign_not_cardiomegaly(nih: ReportLabeler) -> None:
+    assert "Cardiomegaly" not in nih.label("The cardiac silhouette is mildly enlarged.")
+    assert "Cardiomegaly" not in nih.label("Stable enlarged cardiac silhouette.")
+    assert nih.label("The cardiac silhouette is not enlarged.")["Cardiomegaly"] == 0
+    assert nih.label("Enlarged cardiac silhouette due to cardiomegaly.")["Cardiomegaly"] == 1
+
+
 def test_mass_is_the_finding_not_a_diagnosis(nih: ReportLabeler) -> None:
     values = nih.label("Multiple nodules in both lungs consistent with neoplasm.")
     assert values["Nodule"] == 1 and "Mass" not in values
