@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from cxrlab.boxes import box_iou
 from cxrlab.cli.main import app
-from cxrlab.labels.consensus import box_iou, consensus
+from cxrlab.labels.consensus import consensus
 from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images, load_tables, save_tables
 
 NF = "No finding"

@@ -9,14 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxrlab.boxes import box_iou as matrix_iou
+from cxrlab.boxes import paired_iobb, paired_iou
 from cxrlab.metrics.detection import (
     average_precision,
     average_precision_at,
-    box_iobb,
-    box_iou,
     coco_average_precision,
     localization_accuracy,
-    pairwise_iou,
 )
 
 BOX = ["x_min", "y_min", "x_max", "y_max"]
@@ -96,7 +95,7 @@ def reference_voc(
             if r.image_id not in gts:
                 tp.append(False)
                 continue
-            ov = pairwise_iou(np.array([[r.x_min, r.y_min, r.x_max, r.y_max]], float), gts[r.image_id])[0]
+            ov = matrix_iou(np.array([[r.x_min, r.y_min, r.x_max, r.y_max]], float), gts[r.image_id])[0]
             j = int(np.argmax(ov))
             passed = ov[j] >= iou if inclusive else ov[j] > iou
             if passed and not taken[r.image_id][j]:
@@ -145,7 +144,7 @@ def _all_same_class_ious(truth: pd.DataFrame, pred: pd.DataFrame) -> np.ndarray:
     merged = pred.merge(truth, on=["image_id", "label"], suffixes=("_p", "_t"))
     a = merged[[f"{c}_p" for c in BOX]].to_numpy(float)
     b = merged[[f"{c}_t" for c in BOX]].to_numpy(float)
-    return box_iou(a, b)
+    return paired_iou(a, b)
 
 
 def test_map_equals_a_plain_voc_loop_even_when_predictions_are_listed_in_any_order() -> None:
@@ -176,7 +175,7 @@ def test_threshold_is_strict_by_default_and_inclusive_on_request() -> None:
     truth = pd.DataFrame({"image_id": ["a"], "label": [0], "x_min": [0.0], "y_min": [0.0],
                           "x_max": [10.0], "y_max": [10.0]})  # fmt: skip
     pred = truth.assign(y_max=5.0, score=0.9)
-    assert box_iou(pred[BOX].to_numpy(float), truth[BOX].to_numpy(float))[0] == 0.5
+    assert paired_iou(pred[BOX].to_numpy(float), truth[BOX].to_numpy(float))[0] == 0.5
     assert average_precision(truth, pred, iou_threshold=0.5).mean == 0.0
     assert average_precision(truth, pred, iou_threshold=0.5, inclusive=True).mean == 1.0
     mb, _ = map_boxes(truth, pred, 0.5)
@@ -301,8 +300,8 @@ def test_coco_keeps_the_top_100_per_image_and_class() -> None:
 def test_iobb_is_intersection_over_the_predicted_box() -> None:
     truth = np.array([[0.0, 0.0, 10.0, 10.0]])
     inside = np.array([[2.0, 2.0, 4.0, 4.0]])  # small box inside the truth: IoBB 1, IoU 0.04
-    assert box_iobb(inside, truth)[0] == 1.0
-    assert box_iou(inside, truth)[0] == pytest.approx(0.04)
+    assert paired_iobb(inside, truth)[0] == 1.0
+    assert paired_iou(inside, truth)[0] == pytest.approx(0.04)
 
 
 def test_localization_accuracy_by_hand() -> None:

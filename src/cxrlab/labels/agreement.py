@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from cxrlab.boxes import box_iou
 from cxrlab.errors import CxrlabError
-from cxrlab.labels.consensus import CONSENSUS, box_iou
+from cxrlab.labels.consensus import CONSENSUS
 from cxrlab.tables import BOX_COLUMNS, conform_findings
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cxrlab.boxes import box_iou
 from cxrlab.errors import UsageError
 from cxrlab.tables import BOX_COLUMNS, FINDING_COLUMNS, conform_findings
 from cxrlab.taxonomy import NO_FINDING
@@ -48,19 +49,6 @@ class ConsensusResult:
     findings: pd.DataFrame
     """The input findings with the ``consensus`` rows replaced; ``n_readers`` is set on consensus rows."""
     stats: dict[str, object] = field(default_factory=dict)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of (N, 4) and (M, 4) boxes ``x_min, y_min, x_max, y_max`` -> (N, M)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
 
 
 def support(

@@ -17,11 +17,8 @@ from cxrlab.metrics.detection import (
     APResult,
     average_precision,
     average_precision_at,
-    box_iobb,
-    box_iou,
     coco_average_precision,
     localization_accuracy,
-    pairwise_iou,
 )
 from cxrlab.metrics.scoring import Score, score
 from cxrlab.metrics.submission import SubmissionError, make_submission, read_submission, write_submission
@@ -35,13 +32,10 @@ __all__ = [
     "auroc",
     "average_precision",
     "average_precision_at",
-    "box_iobb",
-    "box_iou",
     "classification_metrics",
     "coco_average_precision",
     "localization_accuracy",
     "make_submission",
-    "pairwise_iou",
     "read_submission",
     "score",
     "sensitivity_specificity",

@@ -1,9 +1,10 @@
 """Detection metrics: PASCAL VOC average precision (the VinBigData challenge's mAP at IoU 0.4), COCO-style
 AP@[.5:.95], and the localization accuracy T(IoU) / T(IoBB) of ChestX-ray8.
 
-Box convention: ``x_min, y_min, x_max, y_max`` in pixels of the original image, origin top-left, continuous
-coordinates, so a box's area is ``(x_max - x_min) * (y_max - y_min)`` (no "+1 pixel" rule). The challenge's
-``No finding`` truth and prediction is class 14 with the box ``0 0 1 1``: an ordinary box of area 1 here.
+Box convention (:mod:`cxrlab.boxes`): ``x_min, y_min, x_max, y_max`` in pixels of the original image, origin
+top-left, continuous coordinates: a box's area is ``(x_max - x_min) * (y_max - y_min)``, no "+1 pixel" rule.
+The challenge's ``No finding`` truth and prediction is class 14 with the box ``0 0 1 1``: an ordinary box of
+area 1 here.
 
 Inputs are tables with the columns ``image_id``, ``label`` (any class key: a name or a challenge class id),
 the four box columns, and for predictions ``score``. Rows without a box are not allowed here; the caller
@@ -48,6 +49,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from cxrlab.boxes import paired_iobb, paired_iou
 from cxrlab.errors import CxrlabError
 
 BOX_COLUMNS = ["x_min", "y_min", "x_max", "y_max"]
@@ -57,37 +59,6 @@ COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 CHESTXRAY8_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 Overlap = Literal["iou", "iobb"]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of paired boxes: ``a`` and ``b`` (N, 4) float, pixels -> (N,) in [0, 1]."""
-    inter = _intersection(a, b)
-    union = _area(a) + _area(b) - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
-def box_iobb(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Intersection over the predicted box's area (ChestX-ray8's IoBB) of paired boxes, (N, 4) -> (N,)."""
-    inter = _intersection(pred, truth)
-    area = _area(pred)
-    return np.where(area > 0, inter / np.where(area > 0, area, 1.0), 0.0)
-
-
-def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4) -> (N, M)."""
-    n, m = len(a), len(b)
-    return box_iou(np.repeat(a, m, axis=0), np.tile(b, (n, 1))).reshape(n, m)
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-
-
-def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-    return np.clip(w, 0, None) * np.clip(h, 0, None)
 
 
 @dataclass
@@ -243,7 +214,7 @@ def _voc_tp(enc: _Encoded, thresholds: np.ndarray, inclusive: bool) -> tuple[np.
     """Sort order (class, descending score) and the TP matrix (T, P) of the sorted predictions."""
     order = _class_score_order(enc.p_cls, enc.p_score)
     pq, pt, count = _pairs(enc.p_key[order], enc.t_key)
-    iou = box_iou(enc.p_box[order[pq]], enc.t_box[pt])
+    iou = paired_iou(enc.p_box[order[pq]], enc.t_box[pt])
     best, target = _best_per_query(iou, count, pt)
     tp = np.zeros((len(thresholds), len(order)), dtype=bool)
     for k, thr in enumerate(thresholds):
@@ -332,7 +303,7 @@ def coco_average_precision(
     matched_dt = np.zeros((len(thr), len(keep)), dtype=bool)
     # Greedy matching inside each (image, class) group that has truth: sequential by nature.
     pq, pt, count = _pairs(p_key, enc.t_key)
-    iou = box_iou(p_box[pq], enc.t_box[pt])
+    iou = paired_iou(p_box[pq], enc.t_box[pt])
     by_group: dict[int, list[int]] = {}
     has = np.flatnonzero(count > 0)
     for q in has[np.lexsort((-p_score[has], p_key[has]))]:
@@ -401,7 +372,7 @@ def localization_accuracy(
     of their class by more than T) per image that has truth of any class.
     """
     enc = _encode(truth, pred, classes)
-    measure = box_iobb if overlap == "iobb" else box_iou
+    measure = paired_iobb if overlap == "iobb" else paired_iou
     if overlap not in ("iou", "iobb"):
         raise CxrlabError(f"unknown overlap '{overlap}'; choose iou or iobb")
     tq, tp_, t_count = _pairs(enc.t_key, enc.p_key)
