@@ -41,6 +41,9 @@ def one(labeler: ReportLabeler, text: str, label: str) -> int | None:
         ("The previously seen effusion has resolved.", "Effusion", 0),
         ("Pleural effusion, resolved.", "Effusion", 0),
         ("Effusions are no longer seen.", "Effusion", 0),
+        ("Previously seen nodule is no longer visible.", "Nodule", 0),
+        ("The nodules on the previous exam are not definitely seen.", "Nodule", 0),
+        ("Interval clearing of the right lower lobe pneumonia.", "Pneumonia", 0),
         # negation inside a phrase with a gap
         ("The heart is not enlarged.", "Cardiomegaly", 0),
         # pre-uncertainty
