@@ -108,14 +108,17 @@ def main() -> None:
         return
     results = {split: evaluate_openi(REPORTS, GOLD, split=split) for split in ("all", "dev", "holdout")}
     frame = results["all"].to_frame()
+    f1_of = {split: r.to_frame().set_index("label")["f1"] for split, r in results.items() if split != "all"}
     print("\nNIH labels on Open-i against NegBio's gold (uncertain counted negative)")
     print(
         f"{'label':20} {'support':>7} {'tp':>5} {'fp':>5} {'fn':>5} {'precision':>9} {'recall':>7} {'F1':>6}"
+        f" {'F1 dev':>7} {'holdout':>7}"
     )
     for row in frame.itertuples(index=False):
         print(
             f"{row.label:20} {row.support:7d} {row.tp:5d} {row.fp:5d} {row.fn:5d} "
             f"{row.precision:9.3f} {row.recall:7.3f} {row.f1:6.3f}"
+            f" {f1_of['dev'][row.label]:7.3f} {f1_of['holdout'][row.label]:7.3f}"
         )
     for split, result in results.items():
         print(
