@@ -24,18 +24,26 @@ from cxrlab.cli.common import err_console, new_app
 from cxrlab.errors import CxrlabError
 
 app = new_app("cxrlab: chest X-ray datasets with radiologist annotations, from archives to metrics.")
-app.add_typer(_vindr_cli.app, name="vindr")
-app.add_typer(_labels_cli.app, name="labels")
-app.command("score")(_score_cli.score)
-app.add_typer(_score_cli.submission_app, name="submission")
-app.add_typer(_phantom_cli.app, name="phantom")
-app.add_typer(_reports_cli.app, name="reports")
-app.add_typer(_nih_cli.app, name="nih")
-app.add_typer(_splits_cli.app, name="splits")
-app.command("stats")(_stats_cli.stats_cmd)
-app.command("export")(_export_cli.export_cmd)
-app.command("convert")(_convert_cli.convert_cmd)
-app.add_typer(_dicom_cli.app, name="dicom")
+# In pipeline order, in panels: datasets -> imaging -> labels -> evaluation -> reports.
+_DATA, _IMAGING, _LABELS, _EVAL, _REPORTS = (
+    "1. Datasets",
+    "2. Imaging",
+    "3. Labels",
+    "4. Evaluation",
+    "5. Reports",
+)
+app.add_typer(_phantom_cli.app, name="phantom", rich_help_panel=_DATA)
+app.add_typer(_nih_cli.app, name="nih", rich_help_panel=_DATA)
+app.add_typer(_vindr_cli.app, name="vindr", rich_help_panel=_DATA)
+app.add_typer(_splits_cli.app, name="splits", rich_help_panel=_DATA)
+app.command("stats", rich_help_panel=_DATA)(_stats_cli.stats_cmd)
+app.add_typer(_dicom_cli.app, name="dicom", rich_help_panel=_IMAGING)
+app.command("convert", rich_help_panel=_IMAGING)(_convert_cli.convert_cmd)
+app.add_typer(_labels_cli.app, name="labels", rich_help_panel=_LABELS)
+app.command("export", rich_help_panel=_LABELS)(_export_cli.export_cmd)
+app.command("score", rich_help_panel=_EVAL)(_score_cli.score)
+app.add_typer(_score_cli.submission_app, name="submission", rich_help_panel=_EVAL)
+app.add_typer(_reports_cli.app, name="reports", rich_help_panel=_REPORTS)
 
 
 def _version(value: bool) -> None:
