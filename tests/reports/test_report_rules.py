@@ -141,10 +141,10 @@ def test_uncertain_policies(nih: ReportLabeler) -> None:
         ("Bibasilar airspace disease, either atelectasis or infiltrate.", "Atelectasis"),
     ],
 )
-def test_differential_is_positive_for_nih_and_uncertain_otherwise(text: str, label: str) -> None:
-    """Both candidates of an unhedged differential: MeSH coding (NIH, Open-i) codes them, CheXpert hedges."""
-    assert one(ReportLabeler("nih"), text, label) == 1
-    assert one(ReportLabeler("nih", differential="uncertain"), text, label) == -1
+def test_differential_is_uncertain_unless_told_positive(text: str, label: str) -> None:
+    """'versus' is an uncertainty trigger; MeSH coding (Open-i) codes both candidates: the option."""
+    assert one(ReportLabeler("nih"), text, label) == -1
+    assert one(ReportLabeler("nih", differential="positive"), text, label) == 1
     if label != "Infiltration":  # not a CheXpert label
         assert one(ReportLabeler("chexpert"), text, label) == -1
 

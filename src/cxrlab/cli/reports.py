@@ -30,6 +30,17 @@ class UncertainChoice(StrEnum):
     negative = "negative"
 
 
+class DifferentialChoice(StrEnum):
+    uncertain = "uncertain"
+    positive = "positive"
+
+
+DIFFERENTIAL_HELP = (
+    "Both candidates of a differential ('atelectasis versus scarring'): uncertain, or positive as the "
+    "MeSH indexers of NIH-style gold coded them."
+)
+
+
 class SplitChoice(StrEnum):
     all = "all"
     dev = "dev"
@@ -67,6 +78,9 @@ def label(
         UncertainChoice,
         typer.Option(help="Uncertain mentions: keep as -1, or count them as positive or negative."),
     ] = UncertainChoice.keep,
+    differential: Annotated[
+        DifferentialChoice, typer.Option(help=DIFFERENTIAL_HELP)
+    ] = DifferentialChoice.uncertain,
     explain: Annotated[
         bool,
         typer.Option("--explain", help="Add an 'explanation' column: matched phrase and rule per label."),
@@ -92,7 +106,7 @@ def label(
 
     check_output_suffix(out)
     reports = read_reports(source, text_columns=text_col, id_column=id_col)
-    labeler = ReportLabeler(labels.value, phrases=phrases, rules=rules)
+    labeler = ReportLabeler(labels.value, phrases=phrases, rules=rules, differential=differential.value)
     table = labeler.label_reports(
         reports["text"], reports["report_id"], uncertain=uncertain.value, explain=explain, progress=True
     )
@@ -159,16 +173,26 @@ def evaluate(
     uncertain: Annotated[
         UncertainChoice, typer.Option(help="How uncertain mentions count against the 0/1 gold.")
     ] = UncertainChoice.negative,
+    differential: Annotated[
+        DifferentialChoice, typer.Option(help=DIFFERENTIAL_HELP)
+    ] = DifferentialChoice.uncertain,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Per-label precision, recall and F1 of the NIH list on Open-i reports, and the micro average."""
     from cxrlab.reports.evaluate import evaluate_openi
+    from cxrlab.reports.labeler import ReportLabeler
 
-    result = evaluate_openi(reports_csv, gold_csv, split=split.value, uncertain=uncertain.value)
+    labeler = ReportLabeler("nih", differential=differential.value)
+    result = evaluate_openi(
+        reports_csv, gold_csv, split=split.value, uncertain=uncertain.value, labeler=labeler
+    )
     if as_json:
         print_json(result.to_dict())
         return
-    title = f"{result.reports} reports ({split.value}), uncertain counted {uncertain.value}"
+    title = (
+        f"{result.reports} reports ({split.value}), uncertain counted {uncertain.value}, "
+        f"differentials {differential.value}"
+    )
     console.print(evaluation_table(result.to_frame(), title))
     console.print(
         f"micro-F1 {result.micro.f1:.3f} over the {len(result.scored)} labels with positives; "

@@ -9,8 +9,8 @@ Uncertain mentions are scored as negative (``uncertain="negative"``), as NIH's o
 dropped them: the indexers coded what the radiologist asserted, and hedged findings ("may represent
 pneumonia", "concerning for pneumonia") are mostly absent from their coding. Borderline findings, which the
 indexers did code ("borderline cardiomegaly"), are a degree, not a hedge, in the rules, so they count.
-So do both candidates of an unhedged differential ("atelectasis versus scarring"), which the indexers
-coded: the NIH labeler's default ``differential="positive"``.
+The indexers also coded both candidates of an unhedged differential ("atelectasis versus scarring"), which
+the labeler calls uncertain by default; ``differential="positive"`` follows the indexers there.
 
 A deterministic dev/holdout split by a hash of the report id lets one check that phrase lists written while
 looking at one part generalise to the other.

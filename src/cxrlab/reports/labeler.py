@@ -5,9 +5,9 @@ negative; a label never mentioned stays blank. ``No finding`` is 1 when no findi
 aside) is positive or uncertain, blank otherwise, as the CheXpert labeler writes it; an empty report is
 blank everywhere, since it says nothing.
 
-A differential ("atelectasis versus scarring") is uncertain or positive by the ``differential`` option:
-positive for the NIH set by default, since the human MeSH coding behind NIH-style gold (Open-i) codes
-both candidates of an unhedged differential, uncertain for the others, as the CheXpert labeler does.
+A differential ("atelectasis versus scarring") is uncertain by default, as the issue's rules and the
+CheXpert labeler have it; ``differential="positive"`` counts both candidates of an unhedged differential as
+positive, as the human MeSH coding behind NIH-style gold (Open-i) does.
 
 Values: 1 positive, 0 negative, -1 uncertain, ``<NA>`` not mentioned. The ``uncertain`` policy maps -1 to
 1 ("positive", the U-Ones of the CheXpert paper), to 0 ("negative", U-Zeros) or keeps it; ``No finding`` is
@@ -44,8 +44,7 @@ from cxrlab.taxonomy import NO_FINDING, LabelSet
 UncertainPolicy = Literal["keep", "positive", "negative"]
 UNCERTAIN_POLICIES: tuple[str, ...] = ("keep", "positive", "negative")
 DifferentialPolicy = Literal["positive", "uncertain"]
-DIFFERENTIAL_POSITIVE_SETS = frozenset({"nih"})
-"""Label sets whose differentials count as positive unless ``differential`` says otherwise."""
+DIFFERENTIAL_POLICIES: tuple[str, ...] = ("uncertain", "positive")
 STATUS_NAMES = {POSITIVE: "positive", NEGATIVE: "negative", UNCERTAIN: "uncertain"}
 _PRIORITY = {POSITIVE: 2, UNCERTAIN: 1, NEGATIVE: 0}
 NOT_FINDINGS = frozenset({"Support Devices"})
@@ -94,7 +93,7 @@ class ReportLabeler:
         phrases: str | Path | None = None,
         rules: str | Path | None = None,
         skip_sections: Iterable[str] = CONTEXT_SECTIONS,
-        differential: DifferentialPolicy | None = None,
+        differential: DifferentialPolicy = "uncertain",
     ) -> None:
         if phrases is None and isinstance(label_set, str):
             self.finder: MentionFinder = default_finder(label_set.lower())
@@ -104,9 +103,7 @@ class ReportLabeler:
         self.label_set: LabelSet = self.finder.label_set
         self.skip_sections = frozenset(skip_sections)
         self.findings = tuple(lab for lab in self.label_set.findings if lab not in NOT_FINDINGS)
-        if differential is None:
-            differential = "positive" if self.label_set.name in DIFFERENTIAL_POSITIVE_SETS else "uncertain"
-        if differential not in ("positive", "uncertain"):
+        if differential not in DIFFERENTIAL_POLICIES:
             raise UsageError(f"unknown differential policy '{differential}'; choose positive or uncertain")
         self.differential: DifferentialPolicy = differential
 
