@@ -273,3 +273,38 @@ def test_ow_lut_data_in_big_endian_file(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         np.testing.assert_array_equal(D.apply_voi_lut(arr, ds), pp.apply_voi_lut(arr, ds))
+
+
+def _lut_item(n_entries: int, first_map: int, depth: int, entries: np.ndarray) -> Dataset:
+    item = Dataset()
+    item.LUTDescriptor = [n_entries, first_map, depth]
+    item.LUTData = entries.tolist()
+    item["LUTData"].VR = "US"
+    return item
+
+
+def test_voi_lut_of_8_bit_entries_with_more_than_256_entries(tmp_path: Path) -> None:
+    """The index into a 4096-entry LUT must not wrap at 256 because the entries are 8 bits
+    (pydicom's apply_voi indexes in the entries' dtype and shows a near-black image)."""
+    case = _phantom(tmp_path, "v8.dcm", chest_like(48, 48, bits=12, seed=21))
+    entries = (np.arange(4096) // 16).astype(np.uint8)
+    case.ds.VOILUTSequence = Sequence([_lut_item(4096, 0, 8, entries)])
+    expected = entries[case.stored]
+    np.testing.assert_array_equal(D.apply_voi(case.stored, case.ds), expected)
+    out, applied = D.to_display(case.stored, case.ds)
+    assert applied.range_high == 255
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_luts_with_a_negative_first_value_on_signed_data(tmp_path: Path) -> None:
+    """Stored values near the top of int16 minus a negative first value must not wrap around."""
+    stored = chest_like(48, 48, bits=16, seed=22, signed=True)
+    assert stored.max() > 32767 - 2000
+    case = _phantom(tmp_path, "sm.dcm", stored, bits_stored=16, pixel_representation=1)
+    entries = (np.arange(4096) * 16).astype(np.uint16)
+    index = np.clip(stored.astype(np.int64) + 2000, 0, 4095)
+    case.ds.ModalityLUTSequence = Sequence([_lut_item(4096, -2000, 16, entries)])
+    np.testing.assert_array_equal(D.apply_modality_lut(case.stored, case.ds), entries[index])
+    del case.ds.ModalityLUTSequence
+    case.ds.VOILUTSequence = Sequence([_lut_item(4096, -2000, 16, entries)])
+    np.testing.assert_array_equal(D.apply_voi(case.stored, case.ds), entries[index])

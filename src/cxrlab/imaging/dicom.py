@@ -139,6 +139,20 @@ def _is_little_endian(ds: Dataset) -> bool:
     return bool(little)
 
 
+def _lut_index(arr: np.ndarray, first_map: int, nr_entries: int) -> np.ndarray:
+    """Entry of each value: ``value - first_map`` clipped to ``0 .. nr_entries - 1``, in int64.
+
+    pydicom computes it in the data's or the entries' dtype, where it wraps around: an 8-bit LUT of 4096
+    entries maps 256 to entry 0, and int16 values near 32767 minus a negative first value go negative.
+    Non-integer inputs (a fractional rescale) are floored, as pydicom's truncation does for them.
+    """
+    values = np.asarray(arr)
+    if values.dtype.kind == "f":
+        values = np.floor(values)
+    index = values.astype(np.int64) - int(first_map)
+    return np.clip(index, 0, nr_entries - 1, out=index)
+
+
 # ---------------------------------------------------------------- step functions
 
 
@@ -146,11 +160,7 @@ def apply_modality_lut(arr: np.ndarray, ds: Dataset) -> np.ndarray:
     """Modality LUT Sequence (uint8/16 entries) or Rescale Slope/Intercept (float64), else ``arr`` as is."""
     if ds.get("ModalityLUTSequence"):
         lut, first_map, nr_entries, _ = _lut(ds.ModalityLUTSequence[0], ds)
-        index = np.zeros(arr.shape, dtype=arr.dtype)
-        mapped = arr >= first_map
-        index[mapped] = arr[mapped] - first_map
-        np.clip(index, 0, nr_entries - 1, out=index)
-        return cast(np.ndarray, lut[index])
+        return cast(np.ndarray, lut[_lut_index(arr, first_map, nr_entries)])
     if "RescaleSlope" in ds and "RescaleIntercept" in ds:
         out = arr.astype(np.float64) * float(ds.RescaleSlope)
         out += float(ds.RescaleIntercept)
@@ -166,11 +176,7 @@ def apply_voi(arr: np.ndarray, ds: Dataset, index: int = 0) -> np.ndarray:
     lut, first_map, nr_entries, depth = _lut(item, ds)
     if depth != 8 and not 10 <= depth <= 16:
         raise DisplayError(f"a VOI LUT of {depth} bits per entry is not allowed (8 or 10-16)")
-    index_arr = np.zeros(arr.shape, dtype=lut.dtype)
-    mapped = arr >= first_map
-    index_arr[mapped] = arr[mapped] - first_map
-    np.clip(index_arr, 0, nr_entries - 1, out=index_arr)
-    return cast(np.ndarray, lut[index_arr])
+    return cast(np.ndarray, lut[_lut_index(arr, first_map, nr_entries)])
 
 
 def _item(seq: Any, index: int, what: str) -> Dataset:
