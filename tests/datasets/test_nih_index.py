@@ -178,6 +178,18 @@ def test_real_2017_revision_gives_the_same_tables_and_flags_implausible_ages(tmp
     assert problem.count == 2 and any("412" in e for e in problem.examples)
 
 
+def test_2017_header_with_trailing_comma_over_rows_without_one(tmp_path: Path) -> None:
+    """The 2017 header ends in a comma (12 fields); rows of 11 fields, with or without that trailing empty
+    field, are all data (pandas pads the short rows): none may be dropped."""
+    text = _v2020_text()
+    lines = text.splitlines()
+    index = index_nih(_real_folder(tmp_path, lines[0] + ",\n" + "\n".join(lines[1:]) + "\n"))
+    assert index.revision == "2017"
+    assert len(index.images) == 112_120
+    assert not [p for p in index.problems if p.kind == "bad-row"]
+    assert _label_counts(index.findings) == RELEASED_COUNTS
+
+
 def test_real_first_release_revision(tmp_path: Path) -> None:
     v2020 = index_nih(realdata_path("nih"))
     folder = _real_folder(tmp_path, _as_first_release(_v2020_text()))

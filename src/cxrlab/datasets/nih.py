@@ -138,11 +138,15 @@ def _problem(
         problems.append(Problem(file, kind, n, message, _examples(chosen), severity))
 
 
-def _open_text_head(path: Path) -> str:
+def _open_text_head(path: Path, n: int = 1) -> str:
+    """The first line (``n`` = 1) or the ``n``-th line of a text file, plain or gzip, BOM and CR removed."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-            return fh.readline().rstrip("\r\n")
+            line = ""
+            for _ in range(n):
+                line = fh.readline()
+            return line.rstrip("\r\n")
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise CxrlabError(f"{path}: cannot be read ({exc})") from None
 
@@ -242,6 +246,11 @@ def read_entry_table(path: str | Path, problems: list[Problem] | None = None) ->
     n_fields = header.count(",") + 1
     if n_fields < len(_ENTRY_FIELDS):
         raise CxrlabError(f"{path}: header has {n_fields} fields, expected at least {len(_ENTRY_FIELDS)}")
+    # The 2017 header ends in a comma (12 fields) whether or not its rows carry the empty 12th field: the
+    # rows' own count (from the first data row; at least the 11 named fields) decides how rows are read.
+    first_row = _open_text_head(path, 2)
+    if first_row.strip():
+        n_fields = max(len(_ENTRY_FIELDS), first_row.count(",") + 1)
     table = _read_csv_strings(path, n_fields, problems)
     cols = {name: _strings(table, f"f{i}") for i, name in enumerate(_ENTRY_FIELDS)}
     df = pd.DataFrame(cols)
