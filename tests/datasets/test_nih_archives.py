@@ -178,6 +178,29 @@ def test_extract_names_a_truncated_archive(archives, tmp_path: Path) -> None:  #
     assert not list((tmp_path / "out" / "images").glob("*.part"))
 
 
+def test_plain_tar_under_a_tar_gz_name_is_named_and_still_extracts(tmp_path: Path) -> None:
+    """A download decompressed on the way (a plain tar kept under the .tar.gz name) is said to be that,
+    not 'gzip data corrupt'; its members are intact, so extract reads it."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    files = _make_archive(raw / "images_001.tar.gz", ["00000001_000.png", "00000001_001.png"], seed=9)
+    plain = gzip.decompress((raw / "images_001.tar.gz").read_bytes())
+    (raw / "images_001.tar.gz").write_bytes(plain)
+    check = verify_archive(raw / "images_001.tar.gz", None)
+    assert not check.ok
+    assert any("not gzip-compressed" in r and "plain tar" in r for r in check.reasons), check.reasons
+    assert not any("corrupt" in r for r in check.reasons)
+    assert check.members == 2
+    (raw / "images_001.tar.gz").write_bytes(plain[: len(plain) // 2])
+    cut = verify_archive(raw / "images_001.tar.gz", None)
+    assert any("tar stream ends inside" in r for r in cut.reasons), cut.reasons
+    (raw / "images_001.tar.gz").write_bytes(plain)
+    summary = extract_folder(raw, tmp_path / "out")
+    assert summary.written == 2
+    for name, data in files.items():
+        assert (tmp_path / "out" / "images" / name).read_bytes() == data
+
+
 # ------------------------------------------------------------------------------- the NIH phantom
 def _phantom_copy(nih_phantom: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "phantom"

@@ -9,9 +9,10 @@ proves the archive intact), so a good archive costs one read at hashing speed; `
 in a second thread during the same pass (zlib and hashlib release the GIL); inflating costs more CPU than
 hashing, so that pass runs at inflate speed.
 
-Extraction streams each archive with :mod:`tarfile` (``r|gz``), writes every PNG to ``name.part`` and
-renames it when complete; a re-run skips files already present with the member's size, redoes the rest, and
-skips whole archives whose members are all present (a small ``.cxrlab-extract/<archive>.json`` records them).
+Extraction streams each archive with :mod:`tarfile` (``r|*``: gzip, or a plain tar kept under the name),
+writes every PNG to ``name.part`` and renames it when complete; a re-run skips files already present with the
+member's size, redoes the rest, and skips whole archives whose members are all present (a small
+``.cxrlab-extract/<archive>.json`` records them).
 """
 
 from __future__ import annotations
@@ -231,13 +232,39 @@ class GzipTarChecker:
         return reasons
 
 
+class PlainTarChecker:
+    """Walks an uncompressed tar kept under a ``.tar.gz`` name (a download decompressed on the way, as some
+    browsers and proxies do): not the published file, but its members may well be intact."""
+
+    def __init__(self) -> None:
+        self.walker = TarWalker()
+
+    def feed(self, data: bytes) -> None:
+        self.walker.feed(data)
+
+    def finish(self) -> list[str]:
+        reasons = [
+            "not gzip-compressed: a plain tar under a .tar.gz name (decompressed on the way?); "
+            "extract still reads it"
+        ]
+        tar = self.walker.finish()
+        return [*reasons, tar] if tar else reasons
+
+
+def _is_plain_tar(head: bytes) -> bool:
+    """No gzip magic, and a POSIX/GNU tar header (``ustar`` at offset 257) at the start."""
+    return not head.startswith(b"\x1f\x8b") and head[257:262] == b"ustar"
+
+
 CHECK_MODES = ("auto", "full", "md5")
 
 
-def check_structure(path: Path) -> GzipTarChecker:
+def check_structure(path: Path) -> GzipTarChecker | PlainTarChecker:
     """Inflate and walk one archive (its own read of the file); ``finish()`` gives the reasons."""
-    checker = GzipTarChecker()
     with open(path, "rb", buffering=0) as fh:
+        head = fh.read(BLOCK)
+        checker = PlainTarChecker() if _is_plain_tar(head) else GzipTarChecker()
+        checker.feed(head)
         while chunk := fh.read(CHUNK):
             checker.feed(chunk)
     return checker
@@ -282,7 +309,7 @@ def verify_archive(
         check.reasons.append("size: the file is empty (0 bytes)")
         check.md5 = hashlib.md5(b"").hexdigest()
         return check
-    checker: GzipTarChecker | None = None
+    checker: GzipTarChecker | PlainTarChecker | None = None
     if mode == "full":
         with ThreadPoolExecutor(max_workers=1) as pool:
             walk = pool.submit(check_structure, path)
@@ -429,7 +456,7 @@ def extract_archive(
     try:
         with (
             open(archive, "rb") as raw,
-            tarfile.open(fileobj=_CountingReader(raw, on_bytes), mode="r|gz", bufsize=1 << 20) as tar,
+            tarfile.open(fileobj=_CountingReader(raw, on_bytes), mode="r|*", bufsize=1 << 20) as tar,
         ):
             for member in tar:
                 name = _safe_member_name(member.name)
