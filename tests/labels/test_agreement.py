@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from cxrlab.boxes import box_iou
 from cxrlab.cli.main import app
 from cxrlab.labels.agreement import agreement, cohen_kappa, fleiss_kappa, match_boxes
 from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images, save_tables
@@ -85,6 +86,34 @@ def test_hungarian_beats_greedy() -> None:
     b = np.array([[0, 0, 10, 12], [0, 0, 10, 8]], float)
     ious = match_boxes(a, b, 0.4)
     assert len(ious) == 2
+
+
+def test_matching_counts_the_most_pairs_above_the_threshold() -> None:
+    """Maximising the total IoU over all pairs would pair a0-b0 (0.34) and a1-b1 (0.31), both under 0.4,
+    and find no agreement; a0-b1 (0.52) is a match at IoU 0.4."""
+    a = np.array([[4, 1, 11, 8], [2, 0, 6, 7]], float)
+    b = np.array([[6, 0, 9, 11], [2, 2, 10, 9]], float)
+    ious = match_boxes(a, b, 0.4)
+    assert len(ious) == 1 and ious[0] == pytest.approx(36 / 69)
+
+
+def _random_boxes(rng: np.random.Generator, k: int) -> np.ndarray:
+    x = np.sort(rng.integers(0, 12, (k, 2)), axis=1)
+    y = np.sort(rng.integers(0, 12, (k, 2)), axis=1)
+    return np.stack([x[:, 0], y[:, 0], x[:, 1] + 1, y[:, 1] + 1], axis=1).astype(float)
+
+
+def test_matching_is_a_maximum_matching_by_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        n, m = (int(k) for k in rng.integers(1, 4, size=2))
+        a, b = _random_boxes(rng, n), _random_boxes(rng, m)
+        iou = box_iou(a, b)
+        if n <= m:
+            best = max(sum(iou[i, j] >= 0.4 for i, j in enumerate(p)) for p in permutations(range(m), n))
+        else:
+            best = max(sum(iou[i, j] >= 0.4 for j, i in enumerate(p)) for p in permutations(range(n), m))
+        assert len(match_boxes(a, b, 0.4)) == best
 
 
 def findings(rows: list[tuple]) -> pd.DataFrame:

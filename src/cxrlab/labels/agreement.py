@@ -8,9 +8,10 @@ Boxes are ``x_min, y_min, x_max, y_max`` in pixels of the original image, origin
   (image, label) pair as one subject. Per reader: Cohen's kappa of the reader against each co-reader on the
   same (image, label) pairs, averaged over co-readers weighted by the number of shared images.
 - **Boxes**: for every image and every pair of its readers, per label, the two readers' boxes are matched
-  one-to-one by the Hungarian algorithm (scipy's ``linear_sum_assignment`` maximising total IoU); a pair with
-  IoU >= ``iou`` counts as agreement. F1 = 2 x matches / (boxes of one + boxes of the other); mean IoU is over
-  the matched pairs. A reader's figures pool every pair it is part of.
+  one-to-one by the Hungarian algorithm (scipy's ``linear_sum_assignment``) over the pairs with IoU >=
+  ``iou``: the most matched pairs, then the largest total IoU; each matched pair counts as agreement.
+  F1 = 2 x matches / (boxes of one + boxes of the other); mean IoU is over the matched pairs.
+  A reader's figures pool every pair it is part of.
 The ``consensus`` reader and model readers (score < 1) are left out: this measures the radiologists.
 """
 
@@ -66,13 +67,21 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def match_boxes(a: np.ndarray, b: np.ndarray, iou_thr: float) -> np.ndarray:
-    """IoUs of the one-to-one matches (Hungarian, maximum total IoU) at IoU >= ``iou_thr``; (N,4),(M,4)."""
+    """IoUs of the one-to-one matches at IoU >= ``iou_thr``; (N,4),(M,4).
+
+    Hungarian on the pairs at or above the threshold only: the most such pairs, then the largest total IoU
+    among them (maximising the total IoU of all pairs could prefer two pairs under the threshold to one
+    above it, and find no agreement where there is some).
+    """
     if len(a) == 0 or len(b) == 0:
         return np.zeros(0)
     iou = box_iou(a, b)
-    rows, cols = linear_sum_assignment(iou, maximize=True)
+    ok = iou >= iou_thr
+    # A pair counts 1 + its IoU and the total IoU (< min(N, M)) never outweighs one more pair.
+    weight = np.where(ok, min(len(a), len(b)) + 1.0 + iou, 0.0)
+    rows, cols = linear_sum_assignment(weight, maximize=True)
     got = iou[rows, cols]
-    return got[got >= iou_thr]
+    return got[ok[rows, cols]]
 
 
 @dataclass
@@ -228,7 +237,7 @@ def agreement(findings: pd.DataFrame, *, iou: float = 0.4) -> Agreement:
         "images_in_kappa": len(kappa_ids),
         "images_left_out_of_kappa": int(len(multi) - len(kappa_ids)),
         "iou": iou,
-        "matching": "hungarian (scipy linear_sum_assignment, maximum total IoU)",
+        "matching": "hungarian (scipy linear_sum_assignment): most pairs at IoU >= iou, then total IoU",
     }
     return Agreement(label_rows, overall, reader_rows, info)
 
