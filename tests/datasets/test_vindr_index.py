@@ -193,6 +193,30 @@ def test_physionet_with_dicom_headers(tmp_path: Path) -> None:
     assert k["box entirely outside the image"] == 1
 
 
+def test_upper_case_ids_are_one_image_with_its_dicom(tmp_path: Path) -> None:
+    """An MD5 hex id means the same in any case: ids written in upper case in one label file (or a DICOM file
+    name in upper case) must not split one image into a labelled image without its DICOM and a DICOM without
+    labels; the id is lower-cased, the case change reported, and the path names the file as it is."""
+    root = physionet(tmp_path / "v", dicoms={A: (64, 48), C: (70, 60)})
+    labels = root / "annotations" / "image_labels_train.csv"
+    labels.write_text(labels.read_text().replace(A, A.upper()))  # the box file keeps A in lower case
+    (root / "train" / f"{C}.dicom").rename(root / "train" / f"{C.upper()}.dicom")
+    r = index_vindr(root)
+    assert sorted(r.images["image_id"]) == sorted([A, B, C, T])
+    im = r.images.set_index("image_id")
+    assert im.loc[A, "has_dicom"] and im.loc[A, "width"] == 48
+    assert (
+        im.loc[C, "has_dicom"]
+        and im.loc[C, "width"] == 60
+        and im.loc[C, "path"] == f"train/{C.upper()}.dicom"
+    )
+    assert set(r.findings["image_id"]) == {A, B, C, T}
+    assert set(rows_of(r.findings, A, "R1")["label"]) == {"Cardiomegaly", "COPD"}
+    k = kinds(r)
+    assert "DICOM without labels" not in k and "image_id not a 32-character lowercase hex string" not in k
+    assert k["image_id in upper case"] == 4  # the 3 label rows of A and the file name of C
+
+
 def test_dicom_without_labels_and_header_quirks(tmp_path: Path) -> None:
     root = physionet(tmp_path / "v", dicoms={A: (64, 64)})
     extra = "e" * 32

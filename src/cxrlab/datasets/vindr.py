@@ -32,6 +32,8 @@ Rules, each reported with a count and examples (:class:`Issue`):
 - ``No finding`` from a reader who also reports a finding on the same image: the findings are kept and that
   reader's ``No finding`` row is dropped.
 - Unknown labels are an error listing them with near matches; ``allow_unknown`` keeps them as written.
+- A 32-digit hex ``image_id`` written in upper case (a label row or a DICOM file name) is lower-cased, so
+  that the files still meet; other ids that are not lowercase hex are kept as written. Both are reported.
 - Exact duplicate rows are kept once. A challenge ``class_id`` that disagrees with its ``class_name`` is
   reported (the name wins).
 - A training image with a number of readers other than 3, an image in the labels without its DICOM (when the
@@ -76,6 +78,26 @@ HEADER_TAGS = [
 _AGE = re.compile(r"^\s*(\d{1,3})\s*([YMWD]?)\s*$", re.IGNORECASE)
 _AGE_UNIT_YEARS = {"Y": 1.0, "": 1.0, "M": 1 / 12, "W": 7 / 365.25, "D": 1 / 365.25}
 _ID = re.compile(r"^[0-9a-f]{32}$")
+_HEX_ID = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def _lower_hex_ids(df: pd.DataFrame, upper: list[str]) -> pd.DataFrame:
+    """Lower-case the 32-digit hex ids written with upper-case letters; note each such row in ``upper``."""
+    ids = df["image_id"].astype("string")
+    hexed = ids.str.fullmatch(_HEX_ID.pattern).fillna(False).to_numpy(dtype=bool)
+    changed = hexed & (ids != ids.str.lower()).fillna(False).to_numpy(dtype=bool)
+    if not changed.any():
+        return df
+    if "source" in df:  # a box file: one row per line
+        upper.extend(f"{s}: {i}" for s, i in zip(df["source"][changed], ids[changed], strict=True))
+    else:  # image labels, one row per cell: count the lines (image, reader)
+        lines = df.loc[changed, ["image_id", "reader"]].drop_duplicates()
+        upper.extend(
+            f"image_labels: {i} {r}" for i, r in zip(lines["image_id"], lines["reader"], strict=True)
+        )
+    out = df.copy()
+    out.loc[changed, "image_id"] = ids[changed].str.lower().to_numpy(dtype=object)
+    return out
 
 
 @dataclass
@@ -502,6 +524,9 @@ def index_vindr(
         boxes_parts.append(part)
         labelled_splits.append("train")
     where = str(root)
+    upper: list[str] = []  # ids written in upper case (rows of label files, DICOM file names)
+    boxes_parts = [_lower_hex_ids(p, upper) for p in boxes_parts]
+    ticks_parts = [_lower_hex_ids(p, upper) for p in ticks_parts]
     boxes = pd.concat(boxes_parts, ignore_index=True) if boxes_parts else _empty_raw()
     if boxes["image_id"].isna().any():
         raise CxrlabError(f"{where}: {int(boxes['image_id'].isna().sum())} row(s) without image_id")
@@ -526,8 +551,9 @@ def index_vindr(
             f"(e.g. {both['image_id'].iloc[0]})"
         )
 
-    # DICOMs present on disk.
+    # DICOMs present on disk (by image id; ``stems`` keeps a file name's own case for the path).
     dicoms: dict[str, str] = {}
+    stems: dict[str, str] = {}
     present_splits = []
     for split in SPLITS:
         folder = root / split
@@ -535,7 +561,17 @@ def index_vindr(
             present_splits.append(split)
             for entry in os.scandir(folder):
                 if entry.name.endswith(".dicom") and entry.is_file():
-                    dicoms[entry.name[: -len(".dicom")]] = split
+                    stem = entry.name[: -len(".dicom")]
+                    image_id = stem.lower() if _HEX_ID.fullmatch(stem) else stem
+                    if image_id != stem:
+                        upper.append(f"{split}/{entry.name}")
+                    dicoms[image_id] = split
+                    stems[image_id] = stem
+    issues.add(
+        "image_id in upper case",
+        "lower-cased: a hex id means the same in any case (label rows and DICOM file names then match)",
+        upper,
+    )
     images = pd.DataFrame(
         {"image_id": split_of["image_id"].to_numpy(), "split": split_of["split"].to_numpy()}
     )
@@ -556,7 +592,7 @@ def index_vindr(
             notes.append(f"{split}: DICOMs without label files, indexed without findings")
     images = images.sort_values(["split", "image_id"], kind="stable").reset_index(drop=True)
     images["has_dicom"] = images["image_id"].map(lambda i: i in dicoms).astype(bool)
-    images["path"] = images["split"] + "/" + images["image_id"] + ".dicom"
+    images["path"] = images["split"] + "/" + images["image_id"].map(lambda i: stems.get(i, i)) + ".dicom"
     missing = images[~images["has_dicom"] & images["split"].isin(present_splits)]
     issues.add(
         "image in the labels without its DICOM",
