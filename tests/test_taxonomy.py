@@ -40,6 +40,24 @@ def test_unknown_label_suggests_near_match() -> None:
         NIH.canonical("Fracture")
 
 
+@pytest.mark.parametrize(
+    ("name", "label_set"),
+    [
+        pytest.param("Mass", "vindr", id="mass-is-not-nodule-mass"),
+        pytest.param("Nodule", "vindr", id="nodule-is-not-nodule-mass"),
+        pytest.param("Nodule/Mass", "nih", id="nodule-mass-is-two-nih-labels"),
+        pytest.param("Opacity", "vindr", id="no-prefix-matching"),
+    ],
+)
+def test_matching_is_not_a_mapping(name: str, label_set: str) -> None:
+    """Matching resolves spellings of one finding only; a broader or narrower finding of another set (NIH
+    ``Mass`` vs VinDr ``Nodule/Mass``) goes through :func:`map_label`, never silently through a match."""
+    ls = taxonomy.get_label_set(label_set)
+    assert ls.match(name) is None and name not in ls
+    with pytest.raises(UnknownLabelError):
+        ls.canonical(name)
+
+
 def test_nih_to_vindr_mapping() -> None:
     assert taxonomy.map_label("Effusion", "nih", "vindr") == ("Pleural effusion",)
     assert taxonomy.map_label("Mass", "nih", "vindr") == ("Nodule/Mass",)

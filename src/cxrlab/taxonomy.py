@@ -3,6 +3,10 @@
 Every findings table stores canonical names: the spelling of the dataset's own release, except that the
 normal label is always ``No finding`` (DESIGN.md). Names typed by users or found in other releases
 (``Infiltrate``, ``pleural_thickening``, ``Other disease``) resolve through :func:`canonical`.
+
+Matching only resolves spellings of the same finding; it never maps a finding onto a broader or narrower one:
+``Mass`` does not match VinDr's ``Nodule/Mass`` (nor ``Nodule/Mass`` an NIH label), it is unknown there and
+goes through :func:`map_label`, where ``nih Mass -> vindr Nodule/Mass`` is written down explicitly.
 """
 
 from __future__ import annotations
