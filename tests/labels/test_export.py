@@ -82,6 +82,27 @@ def test_coco_loads_in_pycocotools_and_scores_itself_perfectly(tmp_path: Path) -
     assert res.counts["boxes"] == 3
 
 
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc", "vindr-csv", "challenge-csv"])
+def test_images_without_a_split_export(tmp_path: Path, fmt: str) -> None:
+    """The schema allows a missing split (an NIH image in neither list): every format still exports it,
+    as a training image where the format needs a split."""
+    images, findings = tables()
+    images["split"] = pd.Series([pd.NA, "train", "test"], dtype="string")
+    result = export(images, findings, fmt, tmp_path / fmt)
+    assert result.files
+    if fmt == "coco":
+        coco = json.loads((tmp_path / fmt / "annotations.json").read_text())
+        first = next(i for i in coco["images"] if i["image_id"] == A)
+        assert first["split"] is None
+        assert len([a for a in coco["annotations"] if a["image_id"] == first["id"]]) == 2
+    if fmt == "vindr-csv":
+        train = pd.read_csv(tmp_path / fmt / "annotations" / "annotations_train.csv")
+        assert A in set(train["image_id"])
+    if fmt == "challenge-csv":
+        train = pd.read_csv(tmp_path / fmt / "train.csv")
+        assert A in set(train["image_id"])
+
+
 def test_coco_with_unknown_sizes_says_so(tmp_path: Path) -> None:
     images, findings = tables(width=None, height=None)
     res = export(images, findings, "coco", tmp_path)

@@ -228,7 +228,7 @@ def to_coco(p: _Prepared) -> dict[str, Any]:
             "width": _int_or_none(r.width),
             "height": _int_or_none(r.height),
             "image_id": r.image_id,
-            "split": r.split,
+            "split": r.split if isinstance(r.split, str) else None,
         }
         for r in p.images.itertuples()
     ]
@@ -363,12 +363,18 @@ def _export_voc(p: _Prepared, out: Path, result: ExportResult) -> None:
     result.counts["xml_files"] = len(p.images)
 
 
+def _split_of(images: pd.DataFrame, findings: pd.DataFrame) -> pd.Series:
+    """Each finding row's image split; "" where the image has none (exported as a training image)."""
+    split = findings["image_id"].map(images.set_index("image_id")["split"])
+    return split.astype("string").fillna("")
+
+
 def _coord_frame(df: pd.DataFrame) -> pd.DataFrame:
     return df[BOX_COLUMNS].astype(float)
 
 
 def _export_vindr_csv(images: pd.DataFrame, findings: pd.DataFrame, out: Path, result: ExportResult) -> None:
-    split = findings["image_id"].map(images.set_index("image_id")["split"])
+    split = _split_of(images, findings)
     ann = out / "annotations"
     label_columns = list(VINDR_LOCAL) + list(VINDR_GLOBAL)
     extra = sorted(set(findings["label"]) - set(label_columns))
@@ -411,7 +417,7 @@ def _export_vindr_csv(images: pd.DataFrame, findings: pd.DataFrame, out: Path, r
 def _export_challenge_csv(
     images: pd.DataFrame, findings: pd.DataFrame, out: Path, result: ExportResult
 ) -> None:
-    split = findings["image_id"].map(images.set_index("image_id")["split"])
+    split = _split_of(images, findings)
     rows = findings[(split != "test").to_numpy()]
     left_test = int((split == "test").sum())
     if left_test:
