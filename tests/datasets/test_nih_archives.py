@@ -71,6 +71,22 @@ def test_good_archives_pass(archives, mode: str) -> None:  # type: ignore[no-unt
         assert [c.members for c in checks] == [6, 6, 6]
 
 
+def test_two_digit_names_of_the_nih_download_script(archives, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """NIH's batch_download_zips.py saves the archives as images_01.tar.gz ... images_12.tar.gz: they are
+    the FAQ's images_001 ... images_012 (same MD5s), not missing archives beside unknown files."""
+    folder, md5s, files = archives
+    for name in md5s:
+        (folder / name).rename(folder / name.replace("images_0", "images_"))
+    checks = verify_folder(folder, read_md5_file(folder / "images_md5.txt"))
+    assert [c.name for c in checks] == ["images_01.tar.gz", "images_02.tar.gz", "images_03.tar.gz"]
+    assert all(c.ok for c in checks), [c.reasons for c in checks]
+    builtin = verify_folder(folder)  # the FAQ's list: the three present are checked (and fail their MD5)
+    assert len(builtin) == 12 and sum(c.status == "missing" for c in builtin) == 9
+    assert {c.name for c in builtin if c.status != "missing"} == {c.name for c in checks}
+    summary = extract_folder(folder, tmp_path / "out")
+    assert summary.written == len(files)
+
+
 def test_truncated_flipped_and_missing_archives_are_each_named(archives) -> None:  # type: ignore[no-untyped-def]
     folder, md5s, _ = archives
     one, two, three = (folder / n for n in sorted(md5s))

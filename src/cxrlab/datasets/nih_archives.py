@@ -50,7 +50,9 @@ PUBLISHED_MD5: dict[str, str] = {
     "images_011.tar.gz": "499aefc67207a5a97692424cf5dbeed5",
     "images_012.tar.gz": "dc9fda1757c2de0032b63347a7d2895c",
 }
-ARCHIVE_PATTERN = re.compile(r"^images_\d{3}\.tar\.gz$")
+ARCHIVE_PATTERN = re.compile(r"^images_(\d{2,3})\.tar\.gz$")
+"""``images_001.tar.gz`` as the FAQ names them, or ``images_01.tar.gz`` as NIH's batch_download_zips.py
+saves them."""
 CHUNK = 8 << 20  # 8 MiB reads: large enough that hashlib/zlib run at full speed, small enough for memory
 BLOCK = tarfile.BLOCKSIZE
 _MD5_LINE = re.compile(r"^\s*([0-9a-fA-F]{32})\s+\*?(.+?)\s*$")
@@ -77,6 +79,12 @@ class ArchiveCheck:
         if self.ok:
             return "ok"
         return "missing" if self.size is None else "failed"
+
+
+def archive_key(name: str) -> str:
+    """The FAQ's name of an archive (``images_01.tar.gz`` -> ``images_001.tar.gz``); other names as given."""
+    m = ARCHIVE_PATTERN.match(name)
+    return f"images_{int(m.group(1)):03d}.tar.gz" if m else name
 
 
 def read_md5_file(path: str | Path) -> dict[str, str]:
@@ -342,12 +350,15 @@ def verify_folder(
     progress: bool = False,
 ) -> list[ArchiveCheck]:
     """Check every archive named in ``md5s`` (default: the FAQ's list) plus any other ``images_NNN.tar.gz``
-    present; a missing or failing archive does not stop the others."""
+    present (``images_NN.tar.gz``, the download script's names, stand for the FAQ's ``images_0NN.tar.gz``);
+    a missing or failing archive does not stop the others."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CxrlabError(f"{folder}: no such folder")
-    md5s = dict(PUBLISHED_MD5 if md5s is None else md5s)
-    names = sorted(set(md5s) | {p.name for p in folder.iterdir() if ARCHIVE_PATTERN.match(p.name)})
+    md5s = {archive_key(k): v for k, v in (PUBLISHED_MD5 if md5s is None else md5s).items()}
+    present = sorted(p.name for p in folder.iterdir() if ARCHIVE_PATTERN.match(p.name))
+    covered = {archive_key(n) for n in present}
+    names = sorted([*present, *(k for k in md5s if k not in covered)], key=lambda n: (archive_key(n), n))
     total = sum((folder / n).stat().st_size for n in names if (folder / n).is_file())
     results: list[ArchiveCheck] = []
     with maybe_progress(progress, bytes_=True) as bar:
@@ -356,7 +367,8 @@ def verify_folder(
             if bar is not None and task is not None:
                 bar.update(task, description=name)
             advance = (lambda n: bar.advance(task, n)) if bar is not None and task is not None else None
-            results.append(verify_archive(folder / name, md5s.get(name), mode=mode, on_bytes=advance))
+            expected = md5s.get(archive_key(name))
+            results.append(verify_archive(folder / name, expected, mode=mode, on_bytes=advance))
     return results
 
 
@@ -496,7 +508,10 @@ def extract_folder(folder: str | Path, out: str | Path, *, progress: bool = Fals
     folder, out = Path(folder), Path(out)
     if not folder.is_dir():
         raise CxrlabError(f"{folder}: no such folder")
-    archives = sorted(p for p in folder.iterdir() if ARCHIVE_PATTERN.match(p.name))
+    archives = sorted(
+        (p for p in folder.iterdir() if ARCHIVE_PATTERN.match(p.name)),
+        key=lambda p: (archive_key(p.name), p.name),
+    )
     if not archives:
         raise CxrlabError(f"{folder}: no images_NNN.tar.gz archive")
     summary = ExtractSummary()
