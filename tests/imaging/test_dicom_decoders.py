@@ -240,3 +240,24 @@ def test_j2k_reduced_resolution_matches_area_resize(syntax: str, tmp_path: Path)
     area = cv2.resize(stored, (130, 150), interpolation=cv2.INTER_AREA).astype(np.float64)
     error = np.abs(decoded.pixels.astype(np.float64) - area)
     assert np.median(error) < 0.01 * 4095  # the wavelet low band is a smoothed half-size image
+
+
+@pytest.mark.parametrize("bits", [12, 15])
+def test_signed_jpeg_lossless_is_sign_extended_like_pydicom(bits: int, tmp_path: Path) -> None:
+    """A signed image in JPEG lossless: the codestream holds the two's-complement bit patterns at
+    ``bits`` precision; libjpeg-turbo returns them unsigned, pydicom sign-extends (so must we)."""
+    import imagecodecs
+    from pydicom.encaps import encapsulate
+
+    stored = chest_like(40, 48, bits=bits, seed=31, signed=True)
+    assert stored.min() < 0
+    ds = read_dataset(make_dicom(tmp_path, "s.dcm", stored, bits_stored=bits, pixel_representation=1))
+    patterns = stored.view(np.uint16) & np.uint16(2**bits - 1)
+    ds.PixelData = encapsulate([imagecodecs.ljpeg_encode(patterns, bitspersample=bits)])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEGLosslessSV1
+    decoded = decode_pixels(ds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_array_equal(ds.pixel_array, stored)  # the case is what we think it is
+    np.testing.assert_array_equal(decoded.pixels, stored)

@@ -262,7 +262,10 @@ def _fast_decode(
     frame = _first_frame(ds)
     if syntax in JPEG_FAMILY:
         out = imagecodecs.jpeg8_decode(frame)
-        return _finish(out, dtype, rows, cols), "imagecodecs.jpeg8 (libjpeg-turbo)", 0
+        arr = _finish(out, dtype, rows, cols)
+        if dtype.kind == "i":  # the codestream holds two's-complement patterns, returned unsigned
+            arr = _shift_correct(arr, bits_stored)
+        return arr, "imagecodecs.jpeg8 (libjpeg-turbo)", 0
     if syntax in JPEG_LS:
         out = imagecodecs.jpegls_decode(frame)
         arr = _finish(out, dtype, rows, cols)
