@@ -241,3 +241,22 @@ def test_unusual_real_files_convert(tmp_path: Path) -> None:
     assert manifest.loc["SC_rgb_jpeg", "photometric"] == "RGB"
     assert "frame 1 converted" in manifest.loc["rtdose", "notes"]
     assert cv2.imread(str(tmp_path / "out" / "liver_1frame.png"), cv2.IMREAD_UNCHANGED).max() == 255
+
+
+def test_changed_source_is_redone_and_a_stale_output_removed(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for i in range(3):
+        make_dicom(src, f"a{i}.dcm", chest_like(60, 50, seed=i), windows=[(2000, 3000)])
+    out = tmp_path / "out"
+    convert(src, out, ConvertOptions(size=32))
+    before = (out / "a1.png").read_bytes()
+    make_dicom(src, "a1.dcm", chest_like(60, 50, seed=99), windows=[(2000, 3000)])
+    changed = convert(src, out, ConvertOptions(size=32))
+    assert (changed.converted, changed.skipped) == (1, 2)
+    assert (out / "a1.png").read_bytes() != before
+    # the source now fails: its previous output must not stay behind as if it were current
+    (src / "a1.dcm").write_bytes(b"not a dicom file" * 10)
+    failed = convert(src, out, ConvertOptions(size=32))
+    assert (failed.converted, failed.failed, failed.skipped) == (0, 1, 2)
+    assert not (out / "a1.png").exists()
+    assert sorted(p.name for p in out.glob("*.png")) == ["a0.png", "a2.png"]

@@ -15,7 +15,8 @@ Output folder::
     OUT/.manifest.journal.jsonl  one line per finished image, flushed at once: a crash loses nothing
 
 A re-run skips images whose output exists with an ``ok`` journal line for an unchanged source (same size
-and modification time) and retries the failed ones. Sources are only ever opened for reading.
+and modification time) and retries the failed ones; when a redone image fails, its earlier output is
+removed. Sources are only ever opened for reading.
 """
 
 from __future__ import annotations
@@ -549,6 +550,9 @@ def convert(
             if record.get("status") == "ok":
                 result.converted += 1
             else:
+                # an output left by an earlier run is stale now (only a changed or previously failed
+                # source is redone): remove it, so the folder never shows an image its source no longer gives
+                Path(record["output"]).unlink(missing_ok=True)
                 result.failed += 1
                 result.failures.append(record)
                 if on_failure is not None:
