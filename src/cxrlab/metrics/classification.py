@@ -12,6 +12,11 @@ resampling weights ``w`` (how many times each image is drawn), each run's positi
 gather of the weights and two cumulative sums, for all resamples at once, so 1,000 resamples of
 25,596 x 14 take seconds. Resampling by patient draws patients with replacement and takes all their images,
 as the images of one patient are not independent (ChestX-ray14 has up to 184 per patient).
+
+A resample that draws no positive (or no negative) of a label leaves that label's AUROC undefined in it:
+such resamples are left out, and the interval is the percentiles of the resamples where the value is
+defined (so a label with very few positives gets an interval conditional on at least one being drawn).
+The macro mean of a resample averages the labels defined in it.
 """
 
 from __future__ import annotations
