@@ -46,6 +46,8 @@ FINDING_COLUMNS: dict[str, str] = {
     "score": "float64",
 }
 SEXES = {"M", "F", "O"}
+CONSENSUS = "consensus"
+"""The ``reader`` of fused labels: box fusion and majority vote, or a release's own (VinDr test)."""
 MAX_EXAMPLES = 5
 
 

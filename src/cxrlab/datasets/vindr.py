@@ -57,11 +57,10 @@ import pandas as pd
 from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.progress import track
-from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images
+from cxrlab.tables import BOX_COLUMNS, CONSENSUS, conform_findings, conform_images
 from cxrlab.taxonomy import NO_FINDING, VINDR, VINDR_CHALLENGE, UnknownLabelError
 
 DATASET = "vindr"
-CONSENSUS = "consensus"
 SPLITS = ("train", "test")
 PHYSIONET = "physionet"
 CHALLENGE = "challenge"

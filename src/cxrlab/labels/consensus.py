@@ -37,10 +37,9 @@ import pandas as pd
 
 from cxrlab.boxes import box_iou
 from cxrlab.errors import UsageError
-from cxrlab.tables import BOX_COLUMNS, FINDING_COLUMNS, conform_findings
+from cxrlab.tables import BOX_COLUMNS, CONSENSUS, FINDING_COLUMNS, conform_findings
 from cxrlab.taxonomy import NO_FINDING
 
-CONSENSUS = "consensus"
 METHODS = ("wbf", "nms", "majority-box")
 
 

@@ -38,12 +38,11 @@ from cxrlab.metrics.submission import (
     read_prediction_table,
     read_submission,
 )
-from cxrlab.tables import BOX_COLUMNS, Tables, load_tables
+from cxrlab.tables import BOX_COLUMNS, CONSENSUS, Tables, load_tables
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
 Metric = Literal["map40", "auroc", "iobb"]
 METRICS: tuple[str, ...] = ("map40", "auroc", "iobb")
-CONSENSUS = "consensus"
 
 
 @dataclass

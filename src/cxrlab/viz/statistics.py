@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cxrlab.errors import CxrlabError
+from cxrlab.tables import CONSENSUS
 from cxrlab.taxonomy import NO_FINDING
 
-CONSENSUS = "consensus"
 AGE_BANDS: tuple[tuple[float, float, str], ...] = (
     (0, 20, "0-19"),
     (20, 40, "20-39"),
