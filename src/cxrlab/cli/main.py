@@ -82,15 +82,29 @@ def demo(
 
 
 def main() -> None:
-    """Entry point: a :class:`CxrlabError` becomes one line on stderr and its exit code, no traceback."""
+    """Entry point: a :class:`CxrlabError` or an OS error becomes one line on stderr and an exit code."""
     try:
         app()
     except CxrlabError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # read-only folder, disk full, a file where a folder should be: one line, exit 1
+        err_console.print(f"[red]error:[/red] {escape(describe_os_error(exc))}", markup=True, highlight=False)
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)
         sys.exit(130)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``path: cause`` (both paths for a rename), the wording a user can act on, without the errno prefix."""
+    cause = exc.strerror or type(exc).__name__
+    if exc.filename is None:
+        return f"{cause} ({exc})" if str(exc) and str(exc) != cause else cause
+    where = str(exc.filename)
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    return f"{where}: {cause}"
 
 
 if __name__ == "__main__":
