@@ -26,11 +26,8 @@ import json
 import os
 import resource
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +39,7 @@ from cxrlab.atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.imaging.decoders import DecodeError, decode_pixels, read_dataset, syntax_name
 from cxrlab.imaging.dicom import Applied, DisplayOptions, apply_table, display_reference, display_table
+from cxrlab.imaging.runner import Task, failure_record, run_tasks
 from cxrlab.imaging.transform import Resize, plan_resize, resize_image, scale_findings
 from cxrlab.progress import maybe_progress
 from cxrlab.tables import (
@@ -115,15 +113,6 @@ def _replace_bits(display: DisplayOptions, bits: int) -> DisplayOptions:
     from dataclasses import replace
 
     return replace(display, bits=bits)
-
-
-@dataclass(frozen=True)
-class Task:
-    """One image to convert: its id, absolute source path, absolute output path."""
-
-    image_id: str
-    source: str
-    output: str
 
 
 @dataclass
@@ -395,115 +384,6 @@ def _is_done(task: Task, record: dict[str, Any] | None) -> bool:
     return record.get("source_bytes") == stat.st_size and record.get("source_mtime_ns") == stat.st_mtime_ns
 
 
-# ---------------------------------------------------------------- running the tasks
-
-
-def _run_local(tasks: list[Task], options: ConvertOptions, workers: int,
-               on_result: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
-    if workers <= 1:
-        threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)  # one core per worker, as in the pool: throughput scales with --workers
-        try:
-            for task in tasks:
-                on_result(convert_file(task, options))
-        finally:
-            cv2.setNumThreads(threads)
-        return
-    import multiprocessing
-
-    # forkserver: workers fork from a clean single-threaded server, never from this process, whose threads
-    # (thread pools, OpenMP, Arrow) could hold a lock at fork time and hang the child (seen in the demo).
-    # Scripts that call convert(workers > 1) need the usual ``if __name__ == "__main__":`` guard.
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if "forkserver" in methods:
-        ctx.set_forkserver_preload(["cxrlab.imaging.convert"])
-    remaining = iter(tasks)
-    while True:
-        crashed: list[Task] = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-            in_flight: dict[Future[dict[str, Any]], Task] = {}
-
-            def submit(batch: Iterable[Task]) -> None:
-                for t in batch:
-                    in_flight[pool.submit(convert_file, t, options)] = t  # noqa: B023
-
-            submit(islice(remaining, 2 * workers))
-            while in_flight:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = in_flight.pop(future)
-                    try:
-                        on_result(future.result())
-                    except BrokenProcessPool:
-                        crashed.append(task)
-                        continue
-                    if not crashed:
-                        submit(islice(remaining, 1))
-                if crashed:
-                    crashed.extend(in_flight.values())
-                    break
-        if not crashed:
-            return
-        # a worker died (a codec crash, out of memory): name those files, go on with a fresh pool
-        for task in crashed:
-            on_result(_crash_record(task))
-
-
-def _init_worker() -> None:
-    """Each worker process uses one core: OpenCV's own thread pool would oversubscribe the machine."""
-    cv2.setNumThreads(1)
-
-
-def _crash_record(task: Task) -> dict[str, Any]:
-    return {
-        "image_id": task.image_id,
-        "source": task.source,
-        "output": task.output,
-        "status": "failed",
-        "error": f"{task.source}: the worker process died while converting this or a neighbouring file "
-        "(a decoder crash or out of memory)",
-    }
-
-
-def _missing_record(task: Task) -> dict[str, Any]:
-    return {**_crash_record(task), "error": f"{task.source}: not converted (the run was interrupted)"}
-
-
-def _run_dask(tasks: list[Task], options: ConvertOptions, address: str,
-              on_result: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
-    from distributed import Client, as_completed
-
-    try:
-        client = Client(address, timeout="20s", set_as_default=False)
-    except Exception as exc:
-        raise CxrlabError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
-    with client:
-        slots = max(1, sum(client.nthreads().values()))
-        client.run(_init_worker)
-        remaining = iter(tasks)
-        owner: dict[str, Task] = {}
-
-        def submit(task: Task) -> Any:
-            future = client.submit(convert_file, task, options, pure=False)
-            owner[future.key] = task
-            return future
-
-        stream = as_completed([submit(t) for t in islice(remaining, 2 * slots)], loop=client.loop)
-        for future in stream:
-            task = owner.pop(future.key)
-            try:
-                record = future.result()
-            except Exception as exc:  # a worker lost: the task is reported, the others go on
-                record = _crash_record(task)
-                record["error"] = f"{task.source}: the Dask task failed ({type(exc).__name__}: {exc})"
-            future.release()
-            on_result(record)
-            nxt = next(remaining, None)
-            if nxt is not None:
-                stream.add(submit(nxt))
-
-
 # ---------------------------------------------------------------- the whole conversion
 
 
@@ -560,10 +440,7 @@ def convert(
             if bar is not None and task_id is not None:
                 bar.advance(task_id)
 
-        if cluster:
-            _run_dask(pending, options, cluster, on_result)
-        else:
-            _run_local(pending, options, workers, on_result)
+        run_tasks(convert_file, pending, options, workers=workers, cluster=cluster, on_result=on_result)
 
     manifest = _manifest(tasks, _read_journal(journal_path), out)
     result.manifest = out / MANIFEST
@@ -573,6 +450,10 @@ def convert(
         result.tables = _write_tables(out, manifest, images, table_findings)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _missing_record(task: Task) -> dict[str, Any]:
+    return failure_record(task, f"{task.source}: not converted (the run was interrupted)")
 
 
 def _json_default(value: Any) -> Any:
