@@ -54,7 +54,7 @@ def _axes_pixels(fig, ax, x: float, y: float) -> tuple[int, int]:  # type: ignor
 
 
 def test_box_outline_lies_on_the_box_pixels(nih_tables: tuple[Path, Path, Tables]) -> None:
-    folder, images_dir, tables = nih_tables
+    _, images_dir, tables = nih_tables
     source = ImageSource(images_dir, tables.images)
     image_id = _busiest(tables.findings)
     panel = panel_for(source, image_id, tables.findings, max_side=512)
@@ -86,7 +86,7 @@ def test_box_outline_lies_on_the_box_pixels(nih_tables: tuple[Path, Path, Tables
 def test_show_writes_a_png_of_the_expected_size_that_is_not_blank(
     vindr_tables: tuple[Path, Tables], vindr_phantom: Path, tmp_path: Path
 ) -> None:
-    folder, tables = vindr_tables
+    _, tables = vindr_tables
     image_id = _busiest(tables.findings)
     source = ImageSource(vindr_phantom, tables.images)
     [out] = show_figure(tables.images, tables.findings, [image_id], source, tmp_path / "fig.png")

@@ -1,9 +1,10 @@
 """One colour per label and one line style per reader, the same in every figure and every report.
 
-A label's colour depends only on its name, never on which labels happen to be in a figure: the labels of the
-known label sets (VinDr-CXR, NIH ChestX-ray14, CheXpert) get fixed places in a palette (Kelly's colours
-of maximum contrast, then matplotlib's tab10, Dark2, tab20b), names that are spellings of one finding share a colour ("Effusion" and "Pleural
-effusion"), ``No finding`` is grey, and any other name is hashed into the palette.
+A label's colour depends only on its name, never on which labels happen to be in a figure: the labels of
+the known label sets (VinDr-CXR, NIH ChestX-ray14, CheXpert) get fixed places in a palette (Kelly's colours
+of maximum contrast, then matplotlib's tab10, Dark2, tab20b); names that are spellings of one finding share
+a colour ("Effusion" and "Pleural effusion"); ``No finding`` is grey; any other name is hashed into the
+palette.
 """
 
 from __future__ import annotations
