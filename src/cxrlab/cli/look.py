@@ -43,7 +43,59 @@ def show_cmd(
     loaded = load_tables(tables, validate=False)
     preds = read_predictions(pred, loaded.images) if pred is not None else None
     source = ImageSource(images, loaded.images)
-    written = show_figure(loaded.images, loaded.findings, image_ids, source, out, readers=readers,
-                          predictions=preds, min_score=min_score, grid=grid, max_side=max_side)  # fmt: skip
+    written = show_figure(
+        loaded.images,
+        loaded.findings,
+        image_ids,
+        source,
+        out,
+        readers=readers,
+        predictions=preds,
+        min_score=min_score,
+        grid=grid,
+        max_side=max_side,
+    )
     for path in written:
         console.print(f"wrote {path}")
+
+
+def report_cmd(
+    tables: TablesArg,
+    out: Annotated[Path, typer.Option("--out", help="The HTML page to write.")],
+    images: Annotated[
+        Path | None,
+        typer.Option("--images", help="Dataset root or convert output: adds sample images with their boxes."),
+    ] = None,
+    pred: Annotated[
+        list[Path] | None, typer.Option(help="Predictions to evaluate (repeat for several models).")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Sample images per label (with --images).")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the sample choice and the bootstrap.")] = 0,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs and ROC bands.")] = 200,
+    title: Annotated[str, typer.Option(help="Title of the page.")] = "cxrlab dataset report",
+) -> None:
+    """One self-contained HTML page: labels, sex, age, co-occurrence, boxes, agreement, samples, models."""
+    from cxrlab.tables import load_tables
+    from cxrlab.viz.report import build_report
+    from cxrlab.viz.source import ImageSource
+
+    loaded = load_tables(tables, validate=False)
+    source = ImageSource(images, loaded.images) if images is not None else None
+    summary = build_report(
+        loaded,
+        out,
+        source=source,
+        predictions=pred or [],
+        samples_per_label=samples,
+        seed=seed,
+        n_boot=n_boot,
+        title=title,
+        progress=True,
+    )
+    for note in summary.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", markup=True, highlight=False)
+    console.print(
+        f"Report of {summary.images:,} images: {len(summary.sections)} sections, {summary.figures} plots, "
+        f"{summary.thumbnails} images, {summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s "
+        f"-> {summary.path}"
+    )

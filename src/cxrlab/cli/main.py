@@ -46,6 +46,7 @@ app.command("score", rich_help_panel=_EVAL)(_score_cli.score)
 app.add_typer(_score_cli.submission_app, name="submission", rich_help_panel=_EVAL)
 app.add_typer(_reports_cli.app, name="reports", rich_help_panel=_REPORTS)
 app.command("show", rich_help_panel="9. Look")(_look_cli.show_cmd)
+app.command("report", rich_help_panel="9. Look")(_look_cli.report_cmd)
 
 
 def _version(value: bool) -> None:

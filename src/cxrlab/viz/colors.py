@@ -19,7 +19,7 @@ from matplotlib.colors import to_hex
 
 from cxrlab.taxonomy import CHEXPERT, NIH, NO_FINDING, VINDR, VINDR_CHALLENGE, LabelSet, map_label, normalize
 
-__all__ = ["NO_FINDING_COLOR", "label_color", "label_colors", "reader_styles"]
+__all__ = ["NO_FINDING_COLOR", "label_color", "label_colors", "reader_order", "reader_styles", "style_name"]
 
 NO_FINDING_COLOR = "#7f7f7f"
 LINE_STYLES: tuple[str | tuple[int, tuple[int, ...]], ...] = (
@@ -36,10 +36,26 @@ LINE_STYLES: tuple[str | tuple[int, tuple[int, ...]], ...] = (
 # Kelly's colours of maximum contrast, in his order (each next one most distinct from those before), without
 # white, black and grey; the most frequent labels take the first ones.
 _KELLY = (
-    "#f3c300", "#875692", "#f38400", "#a1caf1", "#be0032", "#c2b280", "#008856", "#e68fac", "#0067a5",
-    "#f99379", "#604e97", "#f6a600", "#b3446c", "#dcd300", "#882d17", "#8db600", "#654522", "#e25822",
+    "#f3c300",
+    "#875692",
+    "#f38400",
+    "#a1caf1",
+    "#be0032",
+    "#c2b280",
+    "#008856",
+    "#e68fac",
+    "#0067a5",
+    "#f99379",
+    "#604e97",
+    "#f6a600",
+    "#b3446c",
+    "#dcd300",
+    "#882d17",
+    "#8db600",
+    "#654522",
+    "#e25822",
     "#2b3d26",
-)  # fmt: skip
+)
 
 
 @cache
@@ -99,6 +115,27 @@ def label_colors(labels: Iterable[str]) -> dict[str, str]:
     return {str(label): label_color(str(label)) for label in labels}
 
 
+STYLE_NAMES = ("solid", "dashed", "dotted", "dash-dot", "dash-dot-dot", "dense dashes")
+
+
+def reader_order(readers: Iterable[str]) -> list[str]:
+    """Readers in natural order (R2 before R10), the consensus and models (non-R names) after them."""
+
+    def key(name: str) -> tuple[int, int, str]:
+        digits = "".join(ch for ch in name if ch.isdigit())
+        return (name == "consensus", int(digits) if digits else 10**9, name)
+
+    return sorted({str(r) for r in readers}, key=key)
+
+
 def reader_styles(readers: Sequence[str]) -> dict[str, str | tuple[int, tuple[int, ...]]]:
     """One line style per reader or model, in the order given (cycled after six)."""
     return {r: LINE_STYLES[i % len(LINE_STYLES)] for i, r in enumerate(readers)}
+
+
+def style_name(style: object) -> str:
+    """The words for a line style of :data:`LINE_STYLES`."""
+    for known, name in zip(LINE_STYLES, STYLE_NAMES, strict=True):
+        if str(known) == str(style):
+            return name
+    return str(style)

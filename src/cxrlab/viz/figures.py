@@ -28,7 +28,7 @@ from cxrlab.atomic import atomic_path
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.tables import BOX_COLUMNS, CONSENSUS
 from cxrlab.taxonomy import NO_FINDING
-from cxrlab.viz.colors import label_color, reader_styles
+from cxrlab.viz.colors import label_color, reader_order, reader_styles
 from cxrlab.viz.source import ImageSource
 
 __all__ = ["Panel", "choose_readers", "draw_panel", "panel_for", "save_figure", "show_figure"]
@@ -83,8 +83,14 @@ def _global_labels(rows: pd.DataFrame, several: bool) -> list[str]:
     return sorted(out, key=lambda s: (s.startswith(NO_FINDING), s.lower()))
 
 
-def draw_panel(ax: matplotlib.axes.Axes, panel: Panel, styles: dict[str, object], *, line_width: float = 1.6,
-               labels_text: bool = True) -> None:  # fmt: skip
+def draw_panel(
+    ax: matplotlib.axes.Axes,
+    panel: Panel,
+    styles: dict[str, object],
+    *,
+    line_width: float = 1.6,
+    labels_text: bool = True,
+) -> None:
     """Draw the image and its boxes on ``ax``; global labels in bold under the image."""
     ax.imshow(panel.pixels, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
     halo = [patheffects.withStroke(linewidth=line_width + 1.4, foreground=(0, 0, 0, 0.55))]
@@ -92,10 +98,17 @@ def draw_panel(ax: matplotlib.axes.Axes, panel: Panel, styles: dict[str, object]
         x0, y0, x1, y1 = (float(getattr(row, c)) for c in BOX_COLUMNS)
         colour = label_color(str(row.label))
         ax.add_patch(
-            Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
-                      linewidth=line_width, linestyle=styles.get(str(row.reader), "-"),  # type: ignore[arg-type]
-                      path_effects=halo)
-        )  # fmt: skip
+            Rectangle(
+                (x0 - 0.5, y0 - 0.5),
+                x1 - x0,
+                y1 - y0,
+                fill=False,
+                edgecolor=colour,
+                linewidth=line_width,
+                linestyle=styles.get(str(row.reader), "-"),  # type: ignore[arg-type]
+                path_effects=halo,
+            )
+        )
         if labels_text and float(row.score) < 1.0:  # a model's box: its confidence
             ax.text(x0, y0 - 2, f"{float(row.score):.2f}", color=colour, fontsize=7, va="bottom")
     ax.set_xticks([])
@@ -118,10 +131,13 @@ def _wrap(items: Sequence[str], width: int) -> list[str]:
 def _legend_handles(panels: Sequence[Panel], styles: dict[str, object]) -> list[object]:
     labels = sorted({str(x) for p in panels for x in p.boxes["label"]}, key=str.lower)
     readers = [r for r in styles if any((p.boxes["reader"].astype(str) == r).any() for p in panels)]
-    handles: list[object] = [Patch(facecolor="none", edgecolor=label_color(x), linewidth=2, label=x)
-                             for x in labels]  # fmt: skip
-    handles += [Line2D([], [], color="black", linestyle=styles[r], linewidth=1.6, label=r)  # type: ignore[arg-type]
-                for r in readers]  # fmt: skip
+    handles: list[object] = [
+        Patch(facecolor="none", edgecolor=label_color(x), linewidth=2, label=x) for x in labels
+    ]
+    handles += [
+        Line2D([], [], color="black", linestyle=styles[r], linewidth=1.6, label=r)  # type: ignore[arg-type]
+        for r in readers
+    ]
     return handles
 
 
@@ -129,8 +145,7 @@ def figure_of(panels: Sequence[Panel], *, columns: int | None = None, panel_inch
     """A figure of one or more panels in a grid, with one legend (labels by colour, readers by line)."""
     if not panels:
         raise UsageError("no image to show")
-    readers = sorted({str(r) for p in panels for r in p.boxes["reader"]}, key=lambda r: (r == CONSENSUS, r))
-    styles = reader_styles(readers)
+    styles = reader_styles(reader_order(str(r) for p in panels for r in p.boxes["reader"]))
     n = len(panels)
     cols = columns or min(n, 4 if n > 4 else n)
     rows = math.ceil(n / cols)
@@ -142,8 +157,14 @@ def figure_of(panels: Sequence[Panel], *, columns: int | None = None, panel_inch
         ax.set_axis_off()
     handles = _legend_handles(panels, styles)
     if handles:
-        fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False,
-                   title="label / reader", title_fontsize=9)  # fmt: skip
+        fig.legend(
+            handles=handles,
+            loc="outside right upper",
+            fontsize=8,
+            frameon=False,
+            title="label / reader",
+            title_fontsize=9,
+        )
     return fig
 
 
