@@ -22,8 +22,9 @@ from cxrlab.viz.source import ImageSource, load_display
 
 
 def _cxrlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cxrlab.cli.main", *args], capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cxrlab.cli.main", *args], capture_output=True, text=True, check=False
+    )
 
 
 def _busiest(findings: pd.DataFrame) -> str:
@@ -165,8 +166,9 @@ def test_boxes_are_scaled_into_a_conversion_output(
 
     own = load_tables(out)
     again = panel_for(ImageSource(out, own.images), image_id, own.findings, max_side=4096)
-    np.testing.assert_allclose(again.boxes[BOX_COLUMNS].to_numpy(), converted.boxes[BOX_COLUMNS].to_numpy(),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        again.boxes[BOX_COLUMNS].to_numpy(), converted.boxes[BOX_COLUMNS].to_numpy(), atol=1e-6
+    )
 
 
 def test_show_cli_errors_are_one_line(

@@ -27,35 +27,20 @@ LINE_STYLES: tuple[str | tuple[int, tuple[int, ...]], ...] = (
     (0, (6, 3)),
     (0, (1, 2)),
     (0, (6, 2, 1, 2)),
-    (0, (10, 3, 2, 3, 2, 3)),
-    (0, (3, 1)),
+    (0, (5, 2, 1, 2, 1, 2)),
+    (0, (2, 1)),
 )
 """Solid, dashed, dotted, dash-dot, long dash-dot-dot, dense dashes: told apart at thumbnail size."""
 
 
 # Kelly's colours of maximum contrast, in his order (each next one most distinct from those before), without
-# white, black and grey; the most frequent labels take the first ones.
+# white, black and grey, and his orange yellow moved last (too close to his yellow); the most frequent labels
+# take the first ones.
 _KELLY = (
-    "#f3c300",
-    "#875692",
-    "#f38400",
-    "#a1caf1",
-    "#be0032",
-    "#c2b280",
-    "#008856",
-    "#e68fac",
-    "#0067a5",
-    "#f99379",
-    "#604e97",
+    "#f3c300", "#875692", "#f38400", "#a1caf1", "#be0032", "#c2b280", "#008856", "#e68fac", "#0067a5",
+    "#f99379", "#604e97", "#b3446c", "#8db600", "#882d17", "#dcd300", "#654522", "#e25822", "#2b3d26",
     "#f6a600",
-    "#b3446c",
-    "#dcd300",
-    "#882d17",
-    "#8db600",
-    "#654522",
-    "#e25822",
-    "#2b3d26",
-)
+)  # fmt: skip
 
 
 @cache

@@ -78,7 +78,7 @@ def _global_labels(rows: pd.DataFrame, several: bool) -> list[str]:
     """Image-level labels, each with the readers who gave it when the image shows several readers."""
     out = []
     for label, group in rows.groupby(rows["label"].astype(str), sort=True):
-        who = sorted(group["reader"].astype(str).unique())
+        who = reader_order(group["reader"].astype(str))
         out.append(f"{label} ({', '.join(who)})" if several else label)
     return sorted(out, key=lambda s: (s.startswith(NO_FINDING), s.lower()))
 
@@ -164,6 +164,7 @@ def figure_of(panels: Sequence[Panel], *, columns: int | None = None, panel_inch
             frameon=False,
             title="label / reader",
             title_fontsize=9,
+            handlelength=3.2,
         )
     return fig
 

@@ -134,17 +134,24 @@ def cooccurrence_plot(stats: LabelStats) -> Figure:
     size = max(4.5, 0.42 * len(labels) + 2.5)
     fig = _fig(size + 1.2, size)
     ax = fig.subplots()
-    im = ax.imshow(cond, cmap="viridis", vmin=0, vmax=1)
+    np.fill_diagonal(cond, np.nan)  # always 1: it would flatten the scale; the cell keeps its count
+    finite = cond[np.isfinite(cond)]
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#f0f0f0")
+    im = ax.imshow(cond, cmap=cmap, vmin=0, vmax=top)
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     if len(labels) <= 16:
         for i in range(len(labels)):
             for j in range(len(labels)):
                 value = int(co[i, j])
-                shade = "black" if np.nan_to_num(cond[i, j]) > 0.6 else "white"
+                shade = "black" if i == j or np.nan_to_num(cond[i, j]) > 0.6 * top else "white"
                 ax.text(j, i, f"{value:,}", ha="center", va="center", fontsize=6.5, color=shade)
     fig.colorbar(im, ax=ax, label="P(column label | row label)", shrink=0.8)
-    ax.set_title("Label co-occurrence (cells: images with both labels; colour: share of the row's images)")
+    ax.set_title(
+        "Label co-occurrence (cells: images with both labels, diagonal: with the label;\n"
+        "colour: share of the row label's images that have the column label)"
+    )
     ax.set_xlabel("column label")
     ax.set_ylabel("row label")
     return fig

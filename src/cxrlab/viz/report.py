@@ -26,7 +26,7 @@ from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.labels.agreement import agreement
 from cxrlab.progress import track
-from cxrlab.tables import CONSENSUS, Tables
+from cxrlab.tables import BOX_COLUMNS, CONSENSUS, Tables
 from cxrlab.viz import plots
 from cxrlab.viz.colors import label_colors, reader_order, reader_styles, style_name
 from cxrlab.viz.figures import Panel, draw_panel, panel_for
@@ -176,6 +176,10 @@ def _agreement_section(ctx: _Context) -> str:
     return body
 
 
+def _interval(low: float, high: float) -> str:
+    return "n/a" if not (np.isfinite(low) and np.isfinite(high)) else f"{low:.3f} - {high:.3f}"
+
+
 def _num(value: object) -> str:
     return "n/a" if value is None else f"{float(value):.2f}"  # type: ignore[arg-type]
 
@@ -258,7 +262,7 @@ def _model_section(ctx: _Context, result: ModelResults) -> str:
             r.label,
             r.positives,
             r.auroc,
-            f"{r.auroc_low:.3f} - {r.auroc_high:.3f}",
+            _interval(r.auroc_low, r.auroc_high),
             r.auprc,
             r.sensitivity,
             r.specificity,
@@ -300,9 +304,9 @@ def _cases_html(ctx: _Context, result: ModelResults, cases: pd.DataFrame) -> str
     text = table(["image", "mean error", "truth", "top predicted"], rows, wrap=(2, 3))
     if ctx.source is None:
         return text
-    shown = pd.concat(
-        [result.truth, result.predictions[result.predictions["score"] >= 0.5]], ignore_index=True
-    )
+    preds = result.predictions
+    drawn = preds[(preds["score"] >= 0.5) & preds[BOX_COLUMNS].notna().all(axis=1)]  # boxes, not image scores
+    shown = pd.concat([result.truth, drawn], ignore_index=True)
     thumbs = []
     for c in cases.itertuples():
         thumb = _thumbnail(ctx, str(c.image_id), shown, caption_key=result.name)
