@@ -3,6 +3,7 @@ display pixels equal to the conversion pipeline's (MONOCHROME1, VOI LUT), and th
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import viz_fixtures
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 
@@ -19,6 +21,9 @@ from cxrlab.taxonomy import NIH, VINDR
 from cxrlab.viz.colors import NO_FINDING_COLOR, label_color, reader_styles
 from cxrlab.viz.figures import choose_readers, figure_of, panel_for, show_figure
 from cxrlab.viz.source import ImageSource, load_display
+
+nih_tables = viz_fixtures.nih_tables  # the shared session fixtures
+vindr_tables = viz_fixtures.vindr_tables
 
 
 def _cxrlab(*args: str) -> subprocess.CompletedProcess[str]:
@@ -190,3 +195,21 @@ def test_show_cli_errors_are_one_line(
     ok = _cxrlab(*base, "--out", str(tmp_path / "c.png"))
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_show_draws_a_models_boxes_with_their_own_line_and_score(
+    vindr_tables: tuple[Path, Tables], vindr_phantom: Path, tmp_path: Path
+) -> None:
+    _, tables = vindr_tables
+    image_id = _busiest(tables.findings)
+    truth = tables.findings[(tables.findings["image_id"] == image_id) & tables.findings["x_min"].notna()]
+    pred = truth.iloc[[0]].assign(reader="my-model", score=0.87)
+    low = truth.iloc[[0]].assign(reader="my-model", score=0.2)  # under --min-score: not drawn
+    path = tmp_path / "pred.csv"
+    pd.concat([pred, low]).to_csv(path, index=False)
+    run = _cxrlab("show", str(vindr_tables[0]), image_id, "--images", str(vindr_phantom), "--pred", str(path),
+                  "--readers", str(truth["reader"].iloc[0]), "--out", str(tmp_path / "p.svg"))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    texts = set(re.findall(r">([^<>]+)</text>", (tmp_path / "p.svg").read_text()))
+    assert {"my-model", "0.87", image_id} <= texts
+    assert "0.20" not in texts

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import viz_fixtures
 from sklearn.metrics import roc_curve
 from viz_browser import chromium
 
@@ -22,6 +23,9 @@ from cxrlab.viz.model import FPR_GRID, _weighted_roc, roc_band
 from cxrlab.viz.report import build_report
 from cxrlab.viz.source import ImageSource
 from cxrlab.viz.statistics import label_statistics
+
+nih_tables = viz_fixtures.nih_tables  # the shared session fixtures
+vindr_tables = viz_fixtures.vindr_tables
 
 
 class _Page(HTMLParser):

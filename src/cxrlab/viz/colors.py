@@ -22,7 +22,9 @@ from cxrlab.taxonomy import CHEXPERT, NIH, NO_FINDING, VINDR, VINDR_CHALLENGE, L
 __all__ = ["NO_FINDING_COLOR", "label_color", "label_colors", "reader_order", "reader_styles", "style_name"]
 
 NO_FINDING_COLOR = "#7f7f7f"
-LINE_STYLES: tuple[str | tuple[int, tuple[int, ...]], ...] = (
+LineStyle = str | tuple[int, tuple[int, ...]]
+"""A matplotlib line style: a name or an (offset, on-off pattern) tuple."""
+LINE_STYLES: tuple[LineStyle, ...] = (
     "-",
     (0, (6, 3)),
     (0, (1, 2)),
@@ -113,7 +115,7 @@ def reader_order(readers: Iterable[str]) -> list[str]:
     return sorted({str(r) for r in readers}, key=key)
 
 
-def reader_styles(readers: Sequence[str]) -> dict[str, str | tuple[int, tuple[int, ...]]]:
+def reader_styles(readers: Sequence[str]) -> dict[str, LineStyle]:
     """One line style per reader or model, in the order given (cycled after six)."""
     return {r: LINE_STYLES[i % len(LINE_STYLES)] for i, r in enumerate(readers)}
 

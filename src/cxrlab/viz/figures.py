@@ -10,7 +10,7 @@ boundary between pixels ``x - 1`` and ``x``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +28,10 @@ from cxrlab.atomic import atomic_path
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.tables import BOX_COLUMNS, CONSENSUS
 from cxrlab.taxonomy import NO_FINDING
-from cxrlab.viz.colors import label_color, reader_order, reader_styles
+from cxrlab.viz.colors import LineStyle, label_color, reader_order, reader_styles
 from cxrlab.viz.source import ImageSource
 
-__all__ = ["Panel", "choose_readers", "draw_panel", "panel_for", "save_figure", "show_figure"]
+__all__ = ["Panel", "choose_readers", "draw_panel", "figure_of", "panel_for", "save_figure", "show_figure"]
 
 FORMATS = (".png", ".svg")
 
@@ -86,7 +86,7 @@ def _global_labels(rows: pd.DataFrame, several: bool) -> list[str]:
 def draw_panel(
     ax: matplotlib.axes.Axes,
     panel: Panel,
-    styles: dict[str, object],
+    styles: Mapping[str, LineStyle],
     *,
     line_width: float = 1.6,
     labels_text: bool = True,
@@ -105,7 +105,7 @@ def draw_panel(
                 fill=False,
                 edgecolor=colour,
                 linewidth=line_width,
-                linestyle=styles.get(str(row.reader), "-"),  # type: ignore[arg-type]
+                linestyle=styles.get(str(row.reader), "-"),
                 path_effects=halo,
             )
         )
@@ -128,7 +128,7 @@ def _wrap(items: Sequence[str], width: int) -> list[str]:
     return lines
 
 
-def _legend_handles(panels: Sequence[Panel], styles: dict[str, object]) -> list[object]:
+def _legend_handles(panels: Sequence[Panel], styles: Mapping[str, LineStyle]) -> list[object]:
     labels = sorted({str(x) for p in panels for x in p.boxes["label"]}, key=str.lower)
     readers = [r for r in styles if any((p.boxes["reader"].astype(str) == r).any() for p in panels)]
     handles: list[object] = [
@@ -174,7 +174,8 @@ def save_figure(fig: Figure, out: str | Path, *, dpi: int = 110) -> Path:
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise UsageError(f"{out}: --out must end in .png or .svg")
-    with atomic_path(out, suffix=out.suffix) as tmp:
+    # SVG text stays text (searchable, editable, smaller), not glyph outlines
+    with atomic_path(out, suffix=out.suffix) as tmp, matplotlib.rc_context({"svg.fonttype": "none"}):
         fig.savefig(tmp, format=out.suffix.lower()[1:], dpi=dpi)
     return out
 

@@ -17,13 +17,14 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
-from matplotlib.colors import LinearSegmentedColormap, to_rgb
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from cxrlab.tables import BOX_COLUMNS
 from cxrlab.viz.colors import label_color
+from cxrlab.viz.model import RocCurve
 from cxrlab.viz.statistics import LabelStats
 
 __all__ = [
@@ -199,13 +200,15 @@ def box_location_plot(images: pd.DataFrame, findings: pd.DataFrame, *, columns: 
     for ax, label in zip(axes, order, strict=False):
         sel = known[known["label"] == label]
         grid = _coverage(sel[["rx0", "ry0", "rx1", "ry1"]].to_numpy())
-        cmap = LinearSegmentedColormap.from_list(label, ["#ffffff", to_rgb(label_color(label))])
+        cmap = LinearSegmentedColormap.from_list(label, ["#ffffff", label_color(label)])
         ax.imshow(grid / max(grid.max(), 1), cmap=cmap, vmin=0, vmax=1, extent=(0, 1, 1, 0))
         ax.set_title(f"{label}\n{len(sel):,} boxes", fontsize=8)
-        ax.set_xticks([0, 0.5, 1], ["0", "x", "1"], fontsize=6)
-        ax.set_yticks([0, 0.5, 1], ["0", "y", "1"], fontsize=6)
+        ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"], fontsize=6)
+        ax.set_yticks([0, 0.5, 1], ["0", "0.5", "1"], fontsize=6)
     for ax in axes[len(order) :]:
         ax.set_axis_off()
+    fig.supxlabel("x / image width (0 = left)", fontsize=9)
+    fig.supylabel("y / image height (0 = top)", fontsize=9)
     left_out = len(boxes) - len(known)
     note = f"; {left_out:,} boxes on images of unknown size left out" if left_out else ""
     fig.suptitle(
@@ -305,7 +308,7 @@ def legend_strip(labels: Sequence[str]) -> Figure:
 
 
 def roc_plot(
-    curves: Sequence[object], table: pd.DataFrame, fpr: np.ndarray, *, title: str, columns: int = 5
+    curves: Sequence[RocCurve], table: pd.DataFrame, fpr: np.ndarray, *, title: str, columns: int = 5
 ) -> Figure:
     """One small ROC panel per label: the curve in the label's colour, its bootstrap band shaded, AUROC and
     its CI in the panel title; the chance diagonal dotted."""
@@ -315,11 +318,11 @@ def roc_plot(
     fig = _fig(2.4 * cols, 2.5 * rows + 0.6)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, curve in zip(axes, curves, strict=False):
-        label = str(curve.label)  # type: ignore[attr-defined]
+        label = str(curve.label)
         colour = label_color(label)
-        if np.isfinite(curve.low).all():  # type: ignore[attr-defined]
-            ax.fill_between(fpr, curve.low, curve.high, color=colour, alpha=0.25, linewidth=0)  # type: ignore[attr-defined]
-        ax.plot(fpr, curve.tpr, color=colour, linewidth=1.8)  # type: ignore[attr-defined]
+        if np.isfinite(curve.low).all():
+            ax.fill_between(fpr, curve.low, curve.high, color=colour, alpha=0.25, linewidth=0)
+        ax.plot(fpr, curve.tpr, color=colour, linewidth=1.8)
         ax.plot([0, 1], [0, 1], color="#888888", linestyle=":", linewidth=1)
         row = by_label.loc[label]
         ax.set_title(

@@ -207,7 +207,7 @@ def _thumb_uri(panel: Panel) -> tuple[str, str]:
     styles = reader_styles(readers)
     fig = Figure(figsize=(3.3, 3.6), layout="constrained")
     panel.title = ""
-    draw_panel(fig.subplots(), panel, dict(styles), line_width=1.3)
+    draw_panel(fig.subplots(), panel, styles, line_width=1.3)
     key = ", ".join(f"{r} {style_name(s)}" for r, s in styles.items())
     return figure_uri(fig, dpi=100, jpeg=True), key
 
@@ -224,7 +224,8 @@ def _samples_section(ctx: _Context, progress: bool) -> str:
     chosen: list[tuple[str, str]] = []
     for label in order:
         ids = sorted(pairs.loc[pairs["label"] == label, "image_id"].astype(str).unique())
-        take = rng.choice(len(ids), size=min(ctx.samples_per_label, len(ids)), replace=False) if ids else []
+        n = min(ctx.samples_per_label, len(ids))
+        take = rng.choice(len(ids), size=n, replace=False) if n else np.zeros(0, dtype=int)
         chosen += [(label, ids[i]) for i in sorted(take)]
     blocks: dict[str, list[str]] = {}
     for label, image_id in track(chosen, total=len(chosen), description="sample images", progress=progress):

@@ -1,4 +1,5 @@
-"""Phantom tables for the figure and report tests: VinDr-CXR (3 readers, DICOMs) and NIH (PNGs), indexed."""
+"""Phantom tables for the figure, plot and report tests (imported by them: a conftest.py here would shadow
+the top one): VinDr-CXR (3 readers, DICOMs) and NIH (PNGs), indexed."""
 
 from __future__ import annotations
 
