@@ -217,16 +217,24 @@ def _figure(uri: str, caption: str) -> str:
     return f'<figure class="thumb">{img(uri, caption, "sample")}<figcaption>{text}</figcaption></figure>'
 
 
+def _sample_ids(ctx: _Context, label: str, pairs: pd.DataFrame) -> list[str]:
+    """Up to ``samples_per_label`` positive images of ``label`` at random (seeded), those with a box of the
+    label first: a box shows where the finding is. ``pairs``: the positive (image_id, label) pairs."""
+    f = ctx.tables.findings
+    boxed = set(f.loc[(f["label"] == label) & f[BOX_COLUMNS].notna().all(axis=1), "image_id"].astype(str))
+    ids = sorted(pairs.loc[pairs["label"] == label, "image_id"].astype(str).unique())
+    rng = np.random.default_rng([ctx.seed, len(ids)])
+    picked: list[str] = []
+    for group in ([i for i in ids if i in boxed], [i for i in ids if i not in boxed]):
+        n = min(ctx.samples_per_label - len(picked), len(group))
+        picked += [group[k] for k in sorted(rng.choice(len(group), size=n, replace=False))] if n > 0 else []
+    return picked
+
+
 def _samples_section(ctx: _Context, progress: bool) -> str:
-    pairs, _ = positive_pairs(ctx.tables.findings)
-    rng = np.random.default_rng(ctx.seed)
     order = ctx.stats.overall.sort_values(ascending=False).index.tolist()
-    chosen: list[tuple[str, str]] = []
-    for label in order:
-        ids = sorted(pairs.loc[pairs["label"] == label, "image_id"].astype(str).unique())
-        n = min(ctx.samples_per_label, len(ids))
-        take = rng.choice(len(ids), size=n, replace=False) if n else np.zeros(0, dtype=int)
-        chosen += [(label, ids[i]) for i in sorted(take)]
+    pairs, _ = positive_pairs(ctx.tables.findings)
+    chosen = [(label, i) for label in order for i in _sample_ids(ctx, label, pairs)]
     blocks: dict[str, list[str]] = {}
     for label, image_id in track(chosen, total=len(chosen), description="sample images", progress=progress):
         thumb = _thumbnail(ctx, image_id, ctx.tables.findings)
