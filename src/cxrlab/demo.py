@@ -212,6 +212,38 @@ def step_reports(ctx: DemoContext) -> None:
     ctx.paths["report_labels"] = out
 
 
+def step_look(ctx: DemoContext) -> None:
+    """The HTML report of each phantom (cxrlab report): VinDr with its converted images and the simulated
+    model, NIH with its extracted PNGs."""
+    from cxrlab.tables import load_tables
+    from cxrlab.viz.report import build_report
+    from cxrlab.viz.source import ImageSource
+
+    jobs = [
+        ("VinDr-CXR", "vindr_tables", "vindr_converted"),
+        ("NIH ChestX-ray14", "nih_tables", "nih_images"),
+    ]
+    submission = ctx.paths.get("metrics_submission")
+    model = submission.parent / "predictions.parquet" if submission is not None else None
+    for name, tables_key, images_key in jobs:
+        if tables_key not in ctx.paths:
+            continue
+        tables = load_tables(ctx.paths[tables_key], validate=False)
+        images = ctx.paths.get(images_key)
+        source = ImageSource(images, tables.images) if images is not None else None
+        preds = [model] if name.startswith("VinDr") and model is not None and model.is_file() else []
+        out = ctx.work / "reports" / f"{tables_key.split('_')[0]}_report.html"
+        summary = build_report(tables, out, source=source, predictions=preds, title=f"{name} phantom",
+                               seed=ctx.seed, progress=True)  # fmt: skip
+        model_arg = f" --pred {preds[0]}" if preds else ""
+        ctx.console.print(
+            f"cxrlab report {ctx.paths[tables_key]} --images {images}{model_arg}: {len(summary.sections)} "
+            f"sections, {summary.figures} plots, {summary.thumbnails} images, {summary.bytes / 1e6:.1f} MB "
+            f"-> {summary.path}"
+        )
+        ctx.paths[f"{tables_key.split('_')[0]}_report"] = summary.path
+
+
 def _is_na(value: object) -> bool:
     import pandas as pd
 
@@ -225,6 +257,7 @@ STEPS: list[tuple[str, Step]] = [
     ("VinDr-CXR DICOMs -> 1024 px PNG (cxrlab convert)", step_convert),
     ("Metrics: mAP@0.4 and AUROC with CIs of a simulated model (cxrlab score)", step_metrics),
     ("Report labeler: findings, negation and uncertainty from free text", step_reports),
+    ("Look: the HTML report of each phantom (cxrlab report)", step_look),
 ]
 
 
