@@ -388,6 +388,8 @@ def deid(
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, options)
 
+    for stray in out.glob(f".*{OUTPUT_SUFFIX}.*.tmp"):  # left by a killed run (their names hold its pid)
+        stray.unlink(missing_ok=True)
     journal_path = out / JOURNAL
     previous = _read_journal(journal_path)
     pending = [t for t in tasks if not _is_done(t, previous.get(t.image_id), out)]
