@@ -18,10 +18,10 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from conftest import realdata_path
 from cxrlab.imaging.deid import JOURNAL, OUTPUT_SUFFIX, deid, output_name
 from cxrlab.imaging.deid_profile import PROFILE_DIR, ProfileOptions
 from cxrlab.imaging.tags import phi_check
-from conftest import realdata_path
 
 FILE_META_KEPT = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 
@@ -195,7 +195,7 @@ def test_same_secret_same_bytes_other_secret_other_uids(
     hospital: Path, secret: Path, vindr_run: Any, tmp_path: Path
 ) -> None:
     _, rows, out = vindr_run
-    again, _ = _run(hospital, tmp_path / "again", "vindr", secret)
+    _again, _ = _run(hospital, tmp_path / "again", "vindr", secret)
     assert outputs(tmp_path / "again") == outputs(out)
     other = tmp_path / "other.key"
     other.write_text("another secret")
@@ -224,7 +224,7 @@ def test_a_rerun_skips_finished_files_and_refuses_other_settings(
 
     src = tmp_path / "src"
     shutil.copytree(hospital, src)
-    first, _ = _run(src, tmp_path / "out", "vindr", secret)
+    _first, _ = _run(src, tmp_path / "out", "vindr", secret)
     before = outputs(tmp_path / "out")
     second, _ = _run(src, tmp_path / "out", "vindr", secret)
     assert (second.written, second.skipped, len(second.held)) == (0, 14, 2)  # held files are looked at again
@@ -319,7 +319,7 @@ def test_retained_options_keep_characteristics_and_shift_dates(basic_run: Any, h
 def test_real_dicoms_with_one_shared_sop_instance_uid(secret: Path, tmp_path: Path) -> None:
     """The two real files share their SOP Instance UID (one is a modified copy): the second is held back."""
     src = realdata_path("images", "dicom")
-    result, rows = _run(src, tmp_path / "out", "vindr", secret)
+    result, _rows = _run(src, tmp_path / "out", "vindr", secret)
     assert result.written == 1 and [h["kind"] for h in result.held] == ["collision"]
     assert "same SOP Instance UID" in result.held[0]["error"]
 

@@ -1,4 +1,4 @@
-"""``cxrlab deid`` and ``cxrlab phantom hospital`` from the command line: bad input, the secret, exit codes."""
+"""``cxrlab deid`` and ``cxrlab phantom hospital`` as a user runs them: bad input, the secret, exit codes."""
 
 from __future__ import annotations
 
@@ -121,8 +121,8 @@ def test_deid_is_in_the_imaging_panel() -> None:
 
 def test_phantom_hospital_cli_is_byte_identical_per_seed(tmp_path: Path) -> None:
     for name in ("a", "b"):
-        code, _, stderr = _invoke("phantom", "hospital", str(tmp_path / name), "--patients", "1", "--size", "64",
-                                  "--seed", "2", "--json")  # fmt: skip
+        args = ["phantom", "hospital", str(tmp_path / name), "--patients", "1", "--size", "64", "--seed", "2"]
+        code, _, stderr = _invoke(*args, "--json")
         assert code == 0, stderr
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.dcm"))
     assert len(files) >= 5
