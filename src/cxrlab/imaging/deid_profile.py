@@ -38,7 +38,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 
@@ -231,18 +233,29 @@ def apply_profile(ds: Dataset, options: ProfileOptions, keys: Pseudonymizer) -> 
     return cleaning.counts
 
 
+def _vr(ds: Dataset, tag: BaseTag) -> str:
+    """The VR without parsing the value (an implicit-VR file's raw elements carry none: the dictionary's)."""
+    vr = ds.get_item(tag).VR
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
 def _walk_whitelist(ds: Dataset, allowed: frozenset[int], c: Cleaning) -> None:
     for tag in list(ds.keys()):
         if tag not in allowed:
             c.counts["private" if tag.is_private else "removed"] += 1
             del ds[tag]
             continue
-        elem = ds[tag]
-        if elem.VR == "SQ":
-            for item in elem.value or []:
+        vr = _vr(ds, tag)  # the kept elements are never parsed unless they are sequences or UIDs
+        if vr == "SQ":
+            for item in ds[tag].value or []:
                 _walk_whitelist(item, allowed, c)
-        elif elem.VR == "UI":
-            _replace_uids(elem, c)
+        elif vr == "UI":
+            _replace_uids(ds[tag], c)
 
 
 def _walk_basic(ds: Dataset, rules: BasicRules, c: Cleaning) -> None:
@@ -252,19 +265,22 @@ def _walk_basic(ds: Dataset, rules: BasicRules, c: Cleaning) -> None:
             c.counts["private" if tag.is_private else "removed"] += 1
             del ds[tag]
             continue
+        vr = _vr(ds, tag)
+        if action in (None, "K") and vr not in ("SQ", "UI"):
+            continue  # kept as read, never parsed (Pixel Data among them)
         elem = ds[tag]
-        if elem.VR == "SQ" and action != "Z":  # K, D, U, C or unlisted: the profile applies to the items
+        if vr == "SQ" and action != "Z":  # K, D, U, C or unlisted: the profile applies to the items
             for item in elem.value or []:
                 _walk_basic(item, rules, c)
         elif action == "Z":
             if not _is_empty(elem.value):
                 c.counts["emptied"] += 1
-            elem.value = Sequence([]) if elem.VR == "SQ" else None
+            elem.value = Sequence([]) if vr == "SQ" else None
         elif action == "D":
             _dummy(elem, c)
         elif action == "C":
             _shift_dates(elem, c)
-        elif elem.VR == "UI" and action in ("U", None):
+        elif vr == "UI" and action in ("U", None):
             _replace_uids(elem, c)
 
 
@@ -289,8 +305,14 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == b"" or (isinstance(value, list | tuple) and not value)
 
 
+def _values(elem: Any) -> list[Any]:
+    """The values of an element as a list (pydicom's ``VM`` property is slow on large headers)."""
+    value = elem.value
+    return list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+
+
 def _replace_uids(elem: Any, c: Cleaning) -> None:
-    values = list(elem.value) if elem.VM > 1 else [elem.value]
+    values = _values(elem)
     new = []
     for value in values:
         text = str(value or "").strip()
@@ -323,7 +345,7 @@ def _shift_dates(elem: Any, c: Cleaning) -> None:
     """Move a DA / DT back by the patient's day shift (times of day kept); empty an unreadable date."""
     if elem.VR not in SHIFTED_VRS or _is_empty(elem.value):
         return
-    values = list(elem.value) if elem.VM > 1 else [elem.value]
+    values = _values(elem)
     shifted = [_shift_one(str(v).strip(), c.day_shift) for v in values]
     if any(s is None for s in shifted):
         elem.value = None
