@@ -347,3 +347,100 @@ def test_real_dicom_deidentified(name: str, profile: str, secret: Path, tmp_path
         assert after.PatientID == rows[0]["patient_pseudonym"] != before.PatientID
         assert after.PatientName == "" and after.StudyDate == "" and after.PatientSex == ""
         assert after.ViewPosition == "PA"  # not in the table: kept
+
+
+def test_the_hospital_phantom_holds_what_deid_must_find(hospital: Path) -> None:
+    from cxrlab.datasets.phantom import TRANSFER_SYNTAXES
+
+    files = sorted(hospital.rglob("*.dcm"))
+    datasets = [read(p) for p in files]
+    by_patient: dict[str, set[str]] = {}
+    for ds in datasets:
+        by_patient.setdefault(str(ds.PatientID), set()).add(str(ds.StudyInstanceUID))
+    assert len(by_patient) == 3 and all(len(studies) >= 2 for studies in by_patient.values())
+    syntaxes = {str(ds.file_meta.TransferSyntaxUID) for ds in datasets}
+    assert {TRANSFER_SYNTAXES[n] for n in ("j2k_lossless", "jpeg_lossless_sv1", "explicit_le")} <= syntaxes
+    ds = datasets[0]
+    assert ds.PatientName and ds.PatientBirthDate and ds.InstitutionName and ds.ReferringPhysicianName
+    assert any(e.tag.is_private for e in walk(ds.RequestAttributesSequence[0]))  # private inside a sequence
+    assert ds.ContributingEquipmentSequence[0].OperatorsName
+    assert ds.file_meta.SourceApplicationEntityTitle
+    assert sum(str(d.get("BurnedInAnnotation")) == "YES" for d in datasets) == 1
+    assert sum("SCREEN SAVE" in list(d.get("ImageType", [])) for d in datasets) == 1
+
+
+def test_a_file_without_transfer_syntax_in_its_meta(secret: Path, tmp_path: Path) -> None:
+    """Some VinDr-CXR files lack (0002,0010): the syntax is inferred and written into the new meta."""
+    from cxrlab.datasets.phantom import TRANSFER_SYNTAXES, DicomSpec, write_dicom
+
+    stored = (np.arange(64 * 48, dtype=np.uint16).reshape(64, 48) % 4096).astype(np.uint16)
+    for name in ("explicit_le", "j2k_lossless"):
+        spec = DicomSpec(transfer_syntax=TRANSFER_SYNTAXES[name], omit_transfer_syntax_in_meta=True,
+                         sop_instance_uid=f"1.2.3.{len(name)}")  # fmt: skip
+        write_dicom(tmp_path / "src" / f"{name}.dcm", stored, spec)
+    result, rows = _run(tmp_path / "src", tmp_path / "out", "vindr", secret)
+    assert result.written == 2, result.held
+    for row in rows:
+        after = read(tmp_path / "out" / row["output"])
+        assert np.array_equal(after.pixel_array, stored)
+    assert {read(tmp_path / "out" / r["output"]).file_meta.TransferSyntaxUID for r in rows} == {
+        TRANSFER_SYNTAXES["explicit_le"],
+        TRANSFER_SYNTAXES["j2k_lossless"],
+    }
+
+
+def test_out_inside_src_with_its_secret_beside_it(hospital: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(hospital, src)
+    first = deid(src, src / "shareable", ProfileOptions("vindr"))
+    assert first.secret_created and first.secret_path == src / "shareable.deid-secret"
+    again = deid(src, src / "shareable", ProfileOptions("vindr"))
+    assert (again.total, again.skipped, again.bad_input) == (
+        16,
+        14,
+        [],
+    )  # neither OUT nor the secret is input
+
+
+def test_a_dask_cluster_gives_the_same_bytes(
+    hospital: Path, secret: Path, vindr_run: Any, tmp_path: Path
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as lc:
+        result = deid(hospital, tmp_path / "dask", ProfileOptions("vindr"), secret_file=secret,
+                      cluster=lc.scheduler_address)  # fmt: skip
+    assert result.written == 14
+    assert outputs(tmp_path / "dask") == outputs(vindr_run[2])
+
+
+@pytest.mark.slow
+def test_a_cli_run_killed_by_sigkill_resumes_to_the_same_output(secret: Path, tmp_path: Path) -> None:
+    """A real kill -9 at a random moment of a longer run (bigger images), then a plain re-run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cxrlab.datasets.phantom import make_hospital
+
+    src = make_hospital(tmp_path / "src", patients=5, seed=1, size=768).root
+    reference = tmp_path / "reference"
+    deid(src, reference, ProfileOptions("basic"), secret_file=secret)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "cxrlab.cli.main", "deid", str(src), str(out), "--profile", "basic",
+            "--secret-file", str(secret)]  # fmt: skip
+    env = {**os.environ, "CXRLAB_NO_PROGRESS": "1"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("*.dicom"))) < 3 and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 1 <= len(outputs(out)) < len(outputs(reference)), "the kill should land mid-run"
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert outputs(out) == outputs(reference)
+    assert not list(out.glob(".*.tmp"))

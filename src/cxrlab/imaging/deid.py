@@ -46,6 +46,7 @@ from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from cxrlab.atomic import atomic_path, write_text_atomic
 from cxrlab.errors import CxrlabError, UsageError
@@ -186,7 +187,7 @@ def read_source(path: Path) -> Dataset:
         raise DeidInputError(f"{path}: the file has no Pixel Data (7FE0,0010); there is no image to share")
     _check_complete(ds, path)
     if not ds.file_meta.get("TransferSyntaxUID"):
-        ds.file_meta.TransferSyntaxUID = infer_transfer_syntax(ds, path)
+        ds.file_meta.TransferSyntaxUID = UID(infer_transfer_syntax(ds, path))
     if "SOPInstanceUID" not in ds and ds.file_meta.get("MediaStorageSOPInstanceUID"):
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
     if "SOPClassUID" not in ds and ds.file_meta.get("MediaStorageSOPClassUID"):
@@ -260,8 +261,9 @@ def _write(ds: Dataset, path: Path) -> bool:
 # ---------------------------------------------------------------- what to de-identify
 
 
-def _find_files(src: Path, exclude: Path) -> Iterator[Path]:
-    """Every file under ``src`` (any name: hospital exports often have none), hidden ones and OUT left out."""
+def _find_files(src: Path, exclude: list[Path]) -> Iterator[Path]:
+    """Every file under ``src`` (any name: hospital exports often have none); hidden ones, OUT, the secret
+    and the map left out (they may lie inside SRC)."""
     if src.is_file():
         yield src
         return
@@ -269,17 +271,19 @@ def _find_files(src: Path, exclude: Path) -> Iterator[Path]:
         rel = path.relative_to(src)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
             continue
-        if path.resolve().is_relative_to(exclude):
+        resolved = path.resolve()
+        if any(resolved == e or resolved.is_relative_to(e) for e in exclude):
             continue
         yield path
 
 
-def collect_tasks(src: str | Path, out: str | Path, keys: Pseudonymizer) -> list[Task]:
+def collect_tasks(src: str | Path, out: str | Path, keys: Pseudonymizer, exclude: tuple[Path, ...] = ()
+                  ) -> list[Task]:  # fmt: skip
     """One task per file; its id is a keyed hash of the relative path (so the journal names no source)."""
     src, out = Path(src), Path(out)
     tasks = []
     base = src if src.is_dir() else src.parent
-    for path in _find_files(src, out.resolve()):
+    for path in _find_files(src, [out.resolve(), *(Path(e).resolve() for e in exclude)]):
         rel = path.relative_to(base).as_posix()
         key = hashlib.sha256(keys.uid("path:" + rel).encode()).hexdigest()[:24]
         tasks.append(Task(key, str(path.resolve()), str(out.resolve())))
@@ -384,7 +388,8 @@ def deid(
     _check_paths(src, out, map_file)
     secret, secret_path, created = prepare_secret(secret_file, out)
     options = DeidOptions(profile, secret, allow_burned_in)
-    tasks = collect_tasks(src, out, Pseudonymizer(secret))
+    extra = (secret_path,) if map_file is None else (secret_path, map_file)
+    tasks = collect_tasks(src, out, Pseudonymizer(secret), exclude=extra)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, options)
 

@@ -118,9 +118,9 @@ def _plan(rng: np.random.Generator, patients: int) -> list[Slot]:
     slots: list[Slot] = []
     for p in range(patients):
         patient = _patient(rng, p)
-        first = dt.date(2015, 1, 1) + dt.timedelta(days=int(rng.integers(0, 365 * 8)))
+        first_date = dt.date(2015, 1, 1) + dt.timedelta(days=int(rng.integers(0, 365 * 8)))
         for s in range(2):
-            study_date = first + dt.timedelta(days=int(rng.integers(30, 400)) * s)
+            study_date = first_date + dt.timedelta(days=int(rng.integers(30, 400)) * s)
             study_uid, accession = _uid(rng), f"ACC{int(rng.integers(10**7, 10**8))}"
             for series in range(1, 1 + 1 + (p + s) % 2):
                 series_uid, frame_uid = _uid(rng), _uid(rng)
