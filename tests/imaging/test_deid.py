@@ -87,19 +87,23 @@ def _run(src: Path, out: Path, profile: str, secret: Path, **kw: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def vindr_run(
-    hospital: Path, secret: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Any, Any, Path]:
-    out = tmp_path_factory.mktemp("vindr") / "out"
-    return (*_run(hospital, out, "vindr", secret), out)
+def runs(hospital: Path, secret: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Both profiles over the hospital phantom, once: (result, mapping rows, output folder) per profile."""
+    done = {}
+    for profile in ("vindr", "basic"):
+        out = tmp_path_factory.mktemp(profile) / "out"
+        done[profile] = (*_run(hospital, out, profile, secret), out)
+    return done
 
 
 @pytest.fixture(scope="module")
-def basic_run(
-    hospital: Path, secret: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Any, Any, Path]:
-    out = tmp_path_factory.mktemp("basic") / "out"
-    return (*_run(hospital, out, "basic", secret), out)
+def vindr_run(runs: dict[str, Any]) -> Any:
+    return runs["vindr"]
+
+
+@pytest.fixture(scope="module")
+def basic_run(runs: dict[str, Any]) -> Any:
+    return runs["basic"]
 
 
 def test_burned_in_files_are_listed_and_left_out(vindr_run: Any) -> None:
