@@ -448,3 +448,25 @@ def test_a_cli_run_killed_by_sigkill_resumes_to_the_same_output(secret: Path, tm
     assert done.returncode == 0, done.stderr
     assert outputs(out) == outputs(reference)
     assert not list(out.glob(".*.tmp"))
+
+
+def test_every_writable_syntax_keeps_its_pixel_bytes(secret: Path, tmp_path: Path) -> None:
+    """Deflated, big endian, RLE, JPEG-LS, JPEG, HTJ2K...: same syntax, same Pixel Data bytes, same pixels."""
+    from cxrlab.datasets.phantom import TRANSFER_SYNTAXES, DicomSpec, write_dicom
+
+    stored = (np.arange(80 * 64, dtype=np.uint16).reshape(80, 64) * 7 % 4096).astype(np.uint16)
+    for i, (name, uid) in enumerate(TRANSFER_SYNTAXES.items()):
+        eight = name == "jpeg_baseline"
+        bits = 8 if eight else 12
+        spec = DicomSpec(transfer_syntax=uid, bits_stored=bits, bits_allocated=8 if eight else 16,
+                         sop_instance_uid=f"1.2.3.{i}")  # fmt: skip
+        write_dicom(
+            tmp_path / "src" / f"{name}.dcm", (stored // 16).astype(np.uint8) if eight else stored, spec
+        )
+    result, rows = _run(tmp_path / "src", tmp_path / "out", "basic", secret)
+    assert result.written == len(TRANSFER_SYNTAXES) >= 10, result.held
+    for row in rows:
+        before, after = read(tmp_path / "src" / row["source"]), read(tmp_path / "out" / row["output"])
+        assert after.file_meta.TransferSyntaxUID == before.file_meta.TransferSyntaxUID, row["source"]
+        assert after.PixelData == before.PixelData, row["source"]
+        assert np.array_equal(after.pixel_array, before.pixel_array), row["source"]
