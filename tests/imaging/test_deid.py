@@ -393,9 +393,10 @@ def test_a_file_without_transfer_syntax_in_its_meta(secret: Path, tmp_path: Path
     }
 
 
-def test_out_inside_src_with_its_secret_beside_it(hospital: Path, tmp_path: Path) -> None:
+def test_out_inside_src_with_its_secret_beside_it_and_a_dicomdir(hospital: Path, tmp_path: Path) -> None:
     src = tmp_path / "src"
     shutil.copytree(hospital, src)
+    (src / "DICOMDIR").write_bytes((next(src.rglob("*.dcm"))).read_bytes())  # a media index: not input
     first = deid(src, src / "shareable", ProfileOptions("vindr"))
     assert first.secret_created and first.secret_path == src / "shareable.deid-secret"
     again = deid(src, src / "shareable", ProfileOptions("vindr"))

@@ -262,14 +262,14 @@ def _write(ds: Dataset, path: Path) -> bool:
 
 
 def _find_files(src: Path, exclude: list[Path]) -> Iterator[Path]:
-    """Every file under ``src`` (any name: hospital exports often have none); hidden ones, OUT, the secret
-    and the map left out (they may lie inside SRC)."""
+    """Every file under ``src`` (any name: hospital exports often have none); hidden ones, DICOMDIR (a media
+    index, not an image: never copied), OUT, the secret and the map left out (they may lie inside SRC)."""
     if src.is_file():
         yield src
         return
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+        if any(part.startswith(".") for part in rel.parts) or path.name == "DICOMDIR" or not path.is_file():
             continue
         resolved = path.resolve()
         if any(resolved == e or resolved.is_relative_to(e) for e in exclude):

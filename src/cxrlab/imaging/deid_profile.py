@@ -377,7 +377,9 @@ def method_text(options: ProfileOptions) -> list[str]:
             lines.append("Retain Patient Characteristics Option")
         if options.retain_dates_shifted:
             lines.append("Retain Longitudinal With Modified Dates Option")
-    lines += ["private tags removed", "UIDs, Patient ID: keyed HMAC-SHA256 pseudonyms"]
+    lines.append("private tags removed")
+    who = "UIDs" if options.profile == "vindr" else "UIDs, Patient ID"
+    lines.append(f"{who}: keyed HMAC-SHA256 pseudonyms")
     return [line[:64] for line in lines]
 
 
