@@ -116,8 +116,11 @@ def step_deid(ctx: DemoContext) -> None:
         f"cxrlab dicom phi-check {escape(str(raw))}: {len(findings)} identifying tags in {checked} files "
         f"({', '.join(f'{n} {reason}' for reason, n in reasons.most_common())}), e.g.:"
     )
-    for f in findings[:4]:
-        ctx.console.print(f"  {f.tag} {escape(f.keyword)}: {escape(f.value)}", highlight=False)
+    wanted = ("PatientName", "InstitutionName", "ContributingEquipmentSequence[0].OperatorsName")
+    examples = [f for f in findings if f.keyword in wanted][:3]
+    examples += [f for f in findings if f.reason.startswith("private")][:1]
+    for f in examples:
+        ctx.console.print(f"  {f.tag} {escape(f.keyword)}: {escape(f.value)} ({f.reason})", highlight=False)
     out = ctx.work / "hospital-deid"
     result = deid(raw, out, ProfileOptions("vindr"), progress=True)
     print_summary(result, ctx.console)
