@@ -471,3 +471,34 @@ def test_every_writable_syntax_keeps_its_pixel_bytes(secret: Path, tmp_path: Pat
         assert after.file_meta.TransferSyntaxUID == before.file_meta.TransferSyntaxUID, row["source"]
         assert after.PixelData == before.PixelData, row["source"]
         assert np.array_equal(after.pixel_array, before.pixel_array), row["source"]
+
+
+def test_vindr_agrees_with_pydicom_deid_on_the_same_whitelist(vindr_run: Any, hospital: Path,
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    """The field's library (pydicom/deid, ``REMOVE ALL`` + ``KEEP`` per whitelisted keyword, private tags
+    removed) keeps exactly the same elements at every depth with the same values, UIDs aside."""
+    import warnings
+
+    deid_config = pytest.importorskip("deid.config")
+    deid_dicom = pytest.importorskip("deid.dicom")
+    from deid.logger import bot
+
+    bot.level = 0  # quiet
+    recipe = tmp_path / "whitelist.dicom"
+    keywords = [row["keyword"] for row in _table("vindr_whitelist.csv") if row["kind"] != "added"]
+    recipe.write_text("FORMAT dicom\n%header\nREMOVE ALL\n" + "".join(f"KEEP {k}\n" for k in keywords))
+    _, rows, out = vindr_run
+    added = {_tag(row["tag"]) for row in _table("vindr_whitelist.csv") if row["kind"] == "added"}
+    for row in rows:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (reference,) = deid_dicom.replace_identifiers(
+                [str(hospital / row["source"])], deid=deid_config.DeidRecipe(str(recipe)), remove_private=True
+            )
+        ours = read(out / row["output"])
+        theirs_elements = {int(e.tag): e for e in reference.iterall()}
+        ours_elements = {int(e.tag): e for e in ours.iterall() if int(e.tag) not in added}
+        assert set(theirs_elements) == set(ours_elements), row["source"]
+        for tag, elem in ours_elements.items():
+            if elem.VR not in ("UI", "SQ"):
+                assert elem.value == theirs_elements[tag].value, f"{row['source']}: {elem.keyword}"

@@ -14,7 +14,8 @@ Storage SOP Instance UID. dicognito (0.19.0) is fast, but by design fills names,
 with realistic fake values, keeps private tags and has no whitelist: its output fails a PHI check and is not
 Annex E. Both would still need the Annex E table turned into their own configuration. So the profiles are
 data files and one short walk over pydicom's Dataset applies them; the tests check every attribute of the
-table on the output.
+table on the output, and the vindr output against deid's own ``REMOVE ALL`` + ``KEEP`` run of the same list
+(the same elements at every depth, the same values).
 
 Output folder (shareable: it holds no source path, original UID or secret)::
 
