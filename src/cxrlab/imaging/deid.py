@@ -57,6 +57,7 @@ from cxrlab.imaging.deid_profile import (
     Pseudonymizer,
     apply_profile,
     burned_in_reason,
+    table_digest,
     table_edition,
 )
 from cxrlab.imaging.runner import Task, run_tasks
@@ -103,6 +104,7 @@ class DeidOptions:
             "retain_patient_characteristics": self.profile.retain_patient_characteristics,
             "retain_dates_shifted": self.profile.retain_dates_shifted,
             "table": table_edition(self.profile.profile),
+            "table_sha256": table_digest(self.profile.profile),
             "secret_fingerprint": Pseudonymizer(self.secret).fingerprint(),
         }
 

@@ -56,6 +56,7 @@ __all__ = [
     "basic_rules",
     "burned_in_reason",
     "load_table",
+    "table_digest",
     "table_edition",
     "vindr_whitelist",
 ]
@@ -111,6 +112,11 @@ def table_edition(profile: str) -> str:
     """The first comment line of the table: which standard edition or release it transcribes."""
     with open(PROFILE_DIR / TABLES[profile], encoding="utf-8") as fh:
         return fh.readline().lstrip("# ").strip()
+
+
+def table_digest(profile: str) -> str:
+    """A short hash of the table's bytes: an output folder made with other rules is not resumed."""
+    return hashlib.sha256((PROFILE_DIR / TABLES[profile]).read_bytes()).hexdigest()[:16]
 
 
 def _parse_tag(text: str) -> tuple[str, str]:
