@@ -274,8 +274,7 @@ def _find_files(src: Path, exclude: list[Path]) -> Iterator[Path]:
         rel = path.relative_to(src)
         if any(part.startswith(".") for part in rel.parts) or path.name == "DICOMDIR" or not path.is_file():
             continue
-        resolved = path.resolve()
-        if any(resolved == e or resolved.is_relative_to(e) for e in exclude):
+        if any(path == e or path.is_relative_to(e) for e in exclude):
             continue
         yield path
 
@@ -283,13 +282,13 @@ def _find_files(src: Path, exclude: list[Path]) -> Iterator[Path]:
 def collect_tasks(src: str | Path, out: str | Path, keys: Pseudonymizer, exclude: tuple[Path, ...] = ()
                   ) -> list[Task]:  # fmt: skip
     """One task per file; its id is a keyed hash of the relative path (so the journal names no source)."""
-    src, out = Path(src), Path(out)
+    src, out = Path(src).resolve(), Path(out).resolve()  # resolved once: the paths below are absolute
     tasks = []
     base = src if src.is_dir() else src.parent
-    for path in _find_files(src, [out.resolve(), *(Path(e).resolve() for e in exclude)]):
+    for path in _find_files(src, [out, *(Path(e).resolve() for e in exclude)]):
         rel = path.relative_to(base).as_posix()
         key = hashlib.sha256(keys.uid("path:" + rel).encode()).hexdigest()[:24]
-        tasks.append(Task(key, str(path.resolve()), str(out.resolve())))
+        tasks.append(Task(key, str(path), str(out)))
     if not tasks:
         raise UsageError(f"{src}: no files to de-identify")
     return tasks
@@ -306,7 +305,9 @@ def _check_settings(out: Path, options: DeidOptions) -> None:
             previous = json.loads(path.read_text())
         except ValueError:
             previous = None
-        if isinstance(previous, dict) and previous != settings:
+        if previous == settings:
+            return
+        if isinstance(previous, dict):
             changed = sorted(k for k in settings if previous.get(k) != settings[k])
             what = (
                 "another secret"
