@@ -97,6 +97,39 @@ def step_convert(ctx: DemoContext) -> None:
     ctx.paths["vindr_converted"] = out
 
 
+def step_deid(ctx: DemoContext) -> None:
+    """A phantom hospital export full of fake PHI: phi-check finds it, deid removes it, phi-check passes."""
+    from collections import Counter
+
+    from rich.markup import escape
+
+    from cxrlab.cli.deid import print_summary
+    from cxrlab.datasets.phantom import make_hospital
+    from cxrlab.imaging.deid import deid
+    from cxrlab.imaging.deid_profile import ProfileOptions
+    from cxrlab.imaging.tags import phi_check
+
+    raw = make_hospital(ctx.work / "hospital-raw", patients=2, seed=ctx.seed, size=256).root
+    findings, _, checked = phi_check(raw)
+    reasons = Counter(f.reason for f in findings)
+    ctx.console.print(
+        f"cxrlab dicom phi-check {escape(str(raw))}: {len(findings)} identifying tags in {checked} files "
+        f"({', '.join(f'{n} {reason}' for reason, n in reasons.most_common())}), e.g.:"
+    )
+    wanted = ("PatientName", "InstitutionName", "ContributingEquipmentSequence[0].OperatorsName")
+    examples = [f for f in findings if f.keyword in wanted][:3]
+    examples += [f for f in findings if f.reason.startswith("private")][:1]
+    for f in examples:
+        ctx.console.print(f"  {f.tag} {escape(f.keyword)}: {escape(f.value)} ({f.reason})", highlight=False)
+    out = ctx.work / "hospital-deid"
+    result = deid(raw, out, ProfileOptions("vindr"), progress=True)
+    print_summary(result, ctx.console)
+    findings, unreadable, checked = phi_check(out)
+    verdict = "No identifying tag" if not findings and not unreadable else f"{len(findings)} identifying tags"
+    ctx.console.print(f"cxrlab dicom phi-check {escape(str(out))}: {verdict} in {checked} file(s)")
+    ctx.console.print(f"The pseudonym key is {escape(str(result.secret_path))}, outside the shared folder.")
+
+
 def step_vindr(ctx: DemoContext) -> None:
     """Index the VinDr phantom (labels + DICOM headers), fuse the three readers, agreement, COCO export."""
     from rich.table import Table
@@ -255,6 +288,7 @@ STEPS: list[tuple[str, Step]] = [
     ("NIH ChestX-ray14: verify, extract, index, statistics", step_nih),
     ("VinDr-CXR: index, reader consensus, agreement, COCO export", step_vindr),
     ("VinDr-CXR DICOMs -> 1024 px PNG (cxrlab convert)", step_convert),
+    ("Hospital DICOMs made shareable (cxrlab deid), checked by cxrlab dicom phi-check", step_deid),
     ("Metrics: mAP@0.4 and AUROC with CIs of a simulated model (cxrlab score)", step_metrics),
     ("Report labeler: findings, negation and uncertainty from free text", step_reports),
     ("Look: the HTML report of each phantom (cxrlab report)", step_look),

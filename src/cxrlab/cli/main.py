@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from cxrlab import __version__
 from cxrlab.cli import convert as _convert_cli
+from cxrlab.cli import deid as _deid_cli
 from cxrlab.cli import dicom as _dicom_cli
 from cxrlab.cli import export as _export_cli
 from cxrlab.cli import labels as _labels_cli
@@ -40,6 +41,7 @@ app.add_typer(_splits_cli.app, name="splits", rich_help_panel=_DATA)
 app.command("stats", rich_help_panel=_DATA)(_stats_cli.stats_cmd)
 app.add_typer(_dicom_cli.app, name="dicom", rich_help_panel=_IMAGING)
 app.command("convert", rich_help_panel=_IMAGING)(_convert_cli.convert_cmd)
+app.command("deid", rich_help_panel=_IMAGING)(_deid_cli.deid_cmd)
 app.add_typer(_labels_cli.app, name="labels", rich_help_panel=_LABELS)
 app.command("export", rich_help_panel=_LABELS)(_export_cli.export_cmd)
 app.command("score", rich_help_panel=_EVAL)(_score_cli.score)

@@ -74,6 +74,22 @@ def nih(
     _report(result.summary, result.root, json)
 
 
+@app.command()
+def hospital(
+    out: Out,
+    patients: Annotated[int, typer.Option(help="Number of patients (each has 2 studies, 2-6 images).")] = 3,
+    seed: Seed = 0,
+    size: Annotated[int, typer.Option(help="Image size in pixels.")] = 256,
+    json: Json = False,
+) -> None:
+    """A phantom hospital export: DICOMs full of fake patient information (names, dates, ids, private
+    tags, PHI in sequences, burned-in text) for `cxrlab deid` and `cxrlab dicom phi-check`."""
+    from cxrlab.datasets.phantom import make_hospital
+
+    result = make_hospital(out, patients=patients, seed=seed, size=size, progress=not json)
+    _report(result.summary, result.root, json)
+
+
 def _report(summary: dict[str, Any], root: Path, as_json: bool) -> None:
     if as_json:
         print_json({"root": str(root), **summary})

@@ -1,7 +1,8 @@
 """Phantom datasets: synthetic chest radiographs in the real VinDr-CXR and NIH ChestX-ray14 formats.
 
 ``make_vindr`` and ``make_nih`` write every file of FORMATS.md (plus ``phantom_truth.csv``, the boxes as
-drawn); ``render_chest`` draws one radiograph; ``write_dicom`` writes one DICOM in any syntax listed in
+drawn); ``make_hospital`` writes a hospital export full of fake patient information, to de-identify;
+``render_chest`` draws one radiograph; ``write_dicom`` writes one DICOM in any syntax listed in
 ``TRANSFER_SYNTAXES``.
 """
 
@@ -23,6 +24,7 @@ from cxrlab.datasets.phantom.dicom_writer import (
     make_uid,
     write_dicom,
 )
+from cxrlab.datasets.phantom.hospital import make_hospital
 from cxrlab.datasets.phantom.nih import make_nih
 from cxrlab.datasets.phantom.vindr import make_vindr
 
@@ -38,6 +40,7 @@ __all__ = [
     "Lesion",
     "PhantomResult",
     "enlarge_heart",
+    "make_hospital",
     "make_nih",
     "make_uid",
     "make_vindr",
