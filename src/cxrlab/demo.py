@@ -47,7 +47,8 @@ def step_nih(ctx: DemoContext) -> None:
     from rich.table import Table
 
     from cxrlab.datasets.nih import index_nih, write_index
-    from cxrlab.datasets.nih_archives import extract_folder, read_md5_file, verify_folder
+    from cxrlab.datasets.nih_archives import read_md5_file, verify_folder
+    from cxrlab.datasets.nih_extract import extract_folder
     from cxrlab.viz.statistics import label_statistics, render
 
     raw = ctx.paths["nih_raw"]

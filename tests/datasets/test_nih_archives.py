@@ -15,11 +15,11 @@ import pytest
 
 from cxrlab.datasets.nih_archives import (
     PUBLISHED_MD5,
-    extract_folder,
     read_md5_file,
     verify_archive,
     verify_folder,
 )
+from cxrlab.datasets.nih_extract import extract_folder
 from cxrlab.errors import CxrlabError
 
 

@@ -63,7 +63,7 @@ def extract(
     """Stream every archive into OUT/images/ (resumable: complete files are skipped, partial ones redone)."""
     from dataclasses import asdict
 
-    from cxrlab.datasets.nih_archives import extract_folder
+    from cxrlab.datasets.nih_extract import extract_folder
 
     summary = extract_folder(folder, out, progress=not json_out)
     if json_out:
