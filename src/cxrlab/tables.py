@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrlab.atomic import atomic_path
+from cxrlab.atomic import atomic_path, atomic_paths
 from cxrlab.errors import CxrlabError
 
 IMAGES_FILE = "images.parquet"
@@ -174,13 +174,29 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
         raise TableError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
-def save_tables(folder: str | Path, images: pd.DataFrame, findings: pd.DataFrame) -> Path:
-    """Validate both tables and write them into ``folder``."""
+def save_tables(
+    folder: str | Path,
+    images: pd.DataFrame,
+    findings: pd.DataFrame,
+    *,
+    extra: dict[str, bytes] | None = None,
+) -> Path:
+    """Validate both tables and write them into ``folder``, with ``extra`` files (name -> bytes: a report).
+
+    All files change together: each is written to a temporary name first and the final names are replaced
+    only when every write succeeded, so a full disk or an interruption never leaves new images beside old
+    findings.
+    """
     images = validate_images(images)
     findings = validate_findings(findings, images)
     folder = Path(folder)
-    write_parquet(images, folder / IMAGES_FILE)
-    write_parquet(findings, folder / FINDINGS_FILE)
+    extra = extra or {}
+    names = [IMAGES_FILE, FINDINGS_FILE, *extra]
+    with atomic_paths([folder / n for n in names]) as temps:
+        images.to_parquet(temps[0], index=False)
+        findings.to_parquet(temps[1], index=False)
+        for tmp, data in zip(temps[2:], extra.values(), strict=True):
+            tmp.write_bytes(data)
     return folder
 
 

@@ -29,8 +29,7 @@ def index(
     json_out: Annotated[bool, typer.Option("--json", help="Print the index report as JSON.")] = False,
 ) -> None:
     """Read labels and DICOM headers, report every inconsistency and the rule applied, write the tables."""
-    from cxrlab.datasets.vindr import index_vindr, write_report
-    from cxrlab.tables import save_tables
+    from cxrlab.datasets.vindr import index_vindr
 
     result = index_vindr(
         folder,
@@ -39,8 +38,7 @@ def index(
         workers=workers or None,
         progress=not json_out,
     )
-    save_tables(out, result.images, result.findings)
-    write_report(result, out)
+    result.write(out)
     report = result.report()
     if json_out:
         print_json(report)

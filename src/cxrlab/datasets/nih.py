@@ -34,7 +34,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images, save_tables
 from cxrlab.taxonomy import NIH
@@ -727,7 +726,6 @@ REPORT_FILE = "nih_index_report.json"
 
 
 def write_index(index: NihIndex, out: str | Path) -> Path:
-    """Validate and write ``images.parquet``, ``findings.parquet`` and the report (atomically) to ``out``."""
-    out = save_tables(out, index.images, index.findings)
-    write_text_atomic(out / REPORT_FILE, json.dumps(index.summary(), indent=2) + "\n")
-    return out
+    """Validate and write ``images.parquet``, ``findings.parquet`` and the report to ``out`` (all or none)."""
+    report = (json.dumps(index.summary(), indent=2) + "\n").encode("utf-8")
+    return save_tables(out, index.images, index.findings, extra={REPORT_FILE: report})

@@ -57,7 +57,7 @@ import pandas as pd
 from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.progress import track
-from cxrlab.tables import BOX_COLUMNS, CONSENSUS, conform_findings, conform_images
+from cxrlab.tables import BOX_COLUMNS, CONSENSUS, conform_findings, conform_images, save_tables
 from cxrlab.taxonomy import NO_FINDING, VINDR, VINDR_CHALLENGE, UnknownLabelError
 
 DATASET = "vindr"
@@ -117,6 +117,11 @@ class VindrIndex:
     sizes_known: bool
     issues: list[Issue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def write(self, out: str | Path) -> Path:
+        """Validate and write the two tables and the report (JSON) to ``out``, all or none."""
+        report = (json.dumps(self.report(), indent=2) + "\n").encode("utf-8")
+        return save_tables(out, self.images, self.findings, extra={REPORT_FILE: report})
 
     def report(self) -> dict[str, Any]:
         """A JSON-ready summary: counts per split and reader, the notes, and every issue."""
