@@ -71,8 +71,10 @@ def step_nih(ctx: DemoContext) -> None:
         f"cxrlab nih index: {info['images']} images, {info['patients']} patients, {info['boxes']} boxes, "
         f"splits {info['splits']} -> {tables}"
     )
-    for problem in index.problems:
-        ctx.console.print(f"  [yellow]{problem.severity}:[/yellow] {escape(str(problem))}", highlight=False)
+    for problem in index.problems:  # one line each: a hard wrap left "gray) (e.g. ...)" as a stray line
+        ctx.console.print(
+            f"  [yellow]{problem.severity}:[/yellow] {escape(str(problem))}", highlight=False, soft_wrap=True
+        )
     ctx.paths["nih_tables"] = tables
     ctx.paths["nih_images"] = images
     render(label_statistics(index.images, index.findings), ctx.console)

@@ -21,8 +21,8 @@ duplicate rows, implausible ages, ...) becomes a :class:`Problem` with a count a
 
 from __future__ import annotations
 
+import csv
 import gzip
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -276,43 +276,61 @@ def read_entry_table(path: str | Path, problems: list[Problem] | None = None) ->
     return df, revision
 
 
+def _bbox_rows(path: Path, problems: list[Problem]) -> tuple[list[list[str]], list[int]]:
+    """The data rows of a BBox list as 6 stripped strings, with their line numbers; others reported."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            text = fh.read().decode("utf-8-sig")
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise CxrlabError(f"{path}: cannot be read ({exc})") from None
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    bad: list[str] = []
+    # Data rows have 6 fields; the header 9 (its bracket splits, then trailing commas). Read rows by content.
+    lines = text.splitlines()
+    for number, fields in enumerate(csv.reader(lines[1:]), start=2):
+        while fields and not fields[-1].strip():
+            fields.pop()
+        if not fields:
+            continue
+        if len(fields) != len(_BBOX_FIELDS):
+            bad.append(f"line {number}: {lines[number - 1][:60]!r}")
+            continue
+        rows.append([f.strip() for f in fields])
+        numbers.append(number)
+    if bad:
+        problems.append(
+            Problem(
+                path.name, "bad-row", len(bad), f"row(s) without {len(_BBOX_FIELDS)} fields, skipped", bad[:5]
+            )
+        )
+    return rows, numbers
+
+
 def read_bbox_list(path: str | Path, problems: list[Problem] | None = None) -> pd.DataFrame:
-    """``BBox_List_2017.csv[.gz]`` -> image_index, label (as written), x_min, y_min, x_max, y_max."""
+    """``BBox_List_2017.csv[.gz]`` -> image_index, label (as written), x_min, y_min, x_max, y_max, line.
+
+    A row that is not a box (a field missing, a non-numeric, infinite or non-positive x, y, w, h) is
+    skipped and reported with its line number, as are rows without 6 fields.
+    """
     path = Path(path)
     problems = problems if problems is not None else []
     header = _open_text_head(path)
     if not header.startswith("Image Index,Finding Label"):
         raise CxrlabError(f"{path}: not an NIH BBox list (header starts {header[:40]!r})")
-    # Data rows have 6 fields; the header 9 (its bracket splits, then trailing commas). Read rows by content.
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        lines = fh.read().decode("utf-8-sig").splitlines()[1:]
-    body = "\n".join(line.rstrip(",") for line in lines if line.strip(", \t"))
-    names = [f"f{i}" for i in range(6)]
-    bad: list[str] = []
-
-    def on_invalid(row: Any) -> str:
-        bad.append(repr(row.text[:60]))
-        return "skip"
-
-    table = pacsv.read_csv(
-        io.BytesIO(body.encode()),
-        read_options=pacsv.ReadOptions(column_names=names),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
-    )
-    if bad:
-        problems.append(Problem(path.name, "bad-row", len(bad), "row(s) without 6 fields, skipped", bad[:5]))
-    df = pd.DataFrame({n: _strings(table, f"f{i}") for i, n in enumerate(_BBOX_FIELDS)})
+    rows, numbers = _bbox_rows(path, problems)
+    df = pd.DataFrame(rows, columns=list(_BBOX_FIELDS), dtype="string")
+    df["line"] = pd.Series(numbers, dtype="int64")
     xywh = df[["x", "y", "w", "h"]].apply(pd.to_numeric, errors="coerce").astype("float64")
-    unreadable = xywh.isna().any(axis=1) | (xywh["w"] <= 0) | (xywh["h"] <= 0)
+    unreadable = ~np.isfinite(xywh.to_numpy()).all(axis=1) | (xywh["w"] <= 0) | (xywh["h"] <= 0)
     _problem(
         problems,
         path.name,
         "bad-box",
         unreadable,
-        df["image_index"],
-        "box row(s) with missing, non-numeric or non-positive x, y, w, h, skipped",
+        "line " + df["line"].astype("string") + ": " + df["image_index"].fillna(""),
+        "box row(s) with missing, non-numeric, infinite or non-positive x, y, w, h, skipped",
     )
     out = pd.DataFrame(
         {
@@ -322,8 +340,9 @@ def read_bbox_list(path: str | Path, problems: list[Problem] | None = None) -> p
             "y_min": xywh["y"],
             "x_max": xywh["x"] + xywh["w"],
             "y_max": xywh["y"] + xywh["h"],
+            "line": df["line"],
         }
-    )[~unreadable.to_numpy()]
+    )[~np.asarray(unreadable)]
     return out.reset_index(drop=True)
 
 
@@ -377,26 +396,69 @@ def _coded(
     return upper, valid
 
 
+_ENTRY_COLUMN_NAMES = {
+    "finding_labels": "Finding Labels",
+    "follow_up": "Follow-up #",
+    "patient_id": "Patient ID",
+    "age_raw": "Patient Age",
+    "sex": "Patient Gender",
+    "view": "View Position",
+    "original_width": "OriginalImage Width",
+    "original_height": "OriginalImage Height",
+    "pixel_spacing_x": "Pixel Spacing x",
+    "pixel_spacing_y": "Pixel Spacing y",
+}
+
+
+def _differences(first: pd.Series, other: pd.Series) -> str:
+    """``Patient Age 58 vs 60; View Position PA vs AP``: the columns in which two rows differ."""
+    parts = []
+    for column, title in _ENTRY_COLUMN_NAMES.items():
+        a, b = first.get(column), other.get(column)
+        if not (pd.isna(a) and pd.isna(b)) and (pd.isna(a) or pd.isna(b) or a != b):
+            parts.append(f"{title} {a} vs {b}")
+    return "; ".join(parts)
+
+
+def _dedupe_entry(entry: pd.DataFrame, file: str, problems: list[Problem]) -> pd.DataFrame:
+    """Keep the first row of each Image Index: exact repeats and conflicting rows reported apart."""
+    columns = [c for c in entry.columns if c != "age"]  # age is derived from age_raw (NaN != NaN)
+    identical = entry.duplicated(columns, keep="first").to_numpy()
+    _problem(
+        problems,
+        file,
+        "duplicate-row",
+        identical,
+        entry["image_index"],
+        "row(s) repeating an earlier row exactly, kept once",
+    )
+    entry = entry[~identical]
+    names = entry["image_index"]
+    conflicting = (names.duplicated(keep="first") & names.notna() & (names != "")).to_numpy()
+    if conflicting.any():
+        first = entry.drop_duplicates("image_index").set_index("image_index")
+        examples = [
+            f"{row['image_index']}: {_differences(first.loc[row['image_index']], row)}"
+            for _, row in entry[conflicting].head(MAX_EXAMPLES).iterrows()
+        ]
+        problems.append(
+            Problem(
+                file,
+                "conflicting-duplicate",
+                int(conflicting.sum()),
+                "row(s) with the Image Index of an earlier row but other values: the first row is kept",
+                examples,
+            )
+        )
+    return entry[~names.duplicated(keep="first").to_numpy()].reset_index(drop=True)
+
+
 def build_images(
     entry: pd.DataFrame, splits: dict[str, pd.Series], file: str, problems: list[Problem]
 ) -> pd.DataFrame:
     """The images table from the entry rows (deduplicated) and the split lists."""
+    entry = _dedupe_entry(entry, file, problems)
     names = entry["image_index"]
-    dup_all = names.duplicated(keep=False)
-    if dup_all.any():
-        dups = entry[dup_all]
-        identical = dups.duplicated(keep=False).sum()
-        problems.append(
-            Problem(
-                file,
-                "duplicate-row",
-                int(names.duplicated().sum()),
-                f"duplicate row(s) of an Image Index ({int(identical)} identical), first kept",
-                _examples(dups["image_index"].unique()),
-            )
-        )
-        entry = entry[~names.duplicated()].reset_index(drop=True)
-        names = entry["image_index"]
     _problem(
         problems,
         file,
@@ -585,6 +647,106 @@ def attach_png_sizes(images: pd.DataFrame, images_dir: Path, problems: list[Prob
     return out
 
 
+def nlp_findings(entry: pd.DataFrame, file: str, problems: list[Problem]) -> pd.DataFrame:
+    """One image-level row per label of ``Finding Labels`` (``source`` nlp); unknown labels reported."""
+    entry = entry.drop_duplicates("image_index")
+    labels = pa.array(entry["finding_labels"].fillna(""), type=pa.string())
+    split = pc.split_pattern(labels, "|")
+    parents = pc.list_parent_indices(split).to_numpy()
+    flat = pd.Series(pc.utf8_trim_whitespace(pc.list_flatten(split)).to_pandas(), dtype="string")
+    keep = (flat != "").to_numpy()
+    ids = entry["image_index"].str.removesuffix(".png").to_numpy(dtype=object)[parents]
+    empty = np.ones(len(entry), dtype=bool)
+    empty[parents[keep]] = False
+    _problem(
+        problems,
+        file,
+        "no-labels",
+        empty,
+        entry["image_index"],
+        "row(s) with an empty Finding Labels (no finding rows)",
+    )
+    flat, ids = flat[keep].reset_index(drop=True), ids[keep]
+    canon = _canonical_labels(flat, file, problems, "label(s)")
+    ok = canon.notna().to_numpy()
+    nlp = pd.DataFrame({"image_id": ids[ok], "reader": READER, "label": canon[ok].to_numpy()})
+    for c in BOX_COLUMNS:
+        nlp[c] = np.nan
+    return nlp.assign(score=1.0, source="nlp")
+
+
+def _clip_boxes(b: pd.DataFrame, images: pd.DataFrame, file: str, problems: list[Problem]) -> pd.DataFrame:
+    """Clip boxes reaching past their image; boxes with nothing left inside it are skipped, by line."""
+    size = images.set_index("image_id")[["width", "height"]].astype("float64")
+    w = b["image_id"].map(size["width"]).to_numpy(dtype=float)
+    h = b["image_id"].map(size["height"]).to_numpy(dtype=float)
+    where = "line " + b["line"].astype("string") + ": " + b["image_index"]
+    outside = ((b["x_min"] < 0) | (b["y_min"] < 0) | (b["x_max"] > w) | (b["y_max"] > h)).to_numpy()
+    b = b.assign(
+        x_min=b["x_min"].clip(0, w),
+        x_max=b["x_max"].clip(0, w),
+        y_min=b["y_min"].clip(0, h),
+        y_max=b["y_max"].clip(0, h),
+    )
+    empty = ((b["x_max"] <= b["x_min"]) | (b["y_max"] <= b["y_min"])).to_numpy()
+    _problem(
+        problems,
+        file,
+        "box-outside",
+        outside & ~empty,
+        where,
+        "box(es) reaching past the image (1024 x 1024, or the PNG's size), clipped",
+    )
+    _problem(
+        problems,
+        file,
+        "box-off-image",
+        empty,
+        where + " " + b["x_min"].astype("string") + "," + b["y_min"].astype("string"),
+        "box(es) entirely outside the image, skipped",
+    )
+    return b[~empty]
+
+
+def box_findings(
+    boxes: pd.DataFrame,
+    images: pd.DataFrame,
+    nlp: pd.DataFrame,
+    files: dict[str, str],
+    problems: list[Problem],
+) -> pd.DataFrame:
+    """One row per box of the BBox list (``source`` bbox) on a known image, clipped to it."""
+    file = files["bbox"]
+    b = boxes.assign(image_id=boxes["image_index"].str.removesuffix(".png"))
+    known = _isin(b["image_id"], images["image_id"]).to_numpy()
+    _problem(
+        problems,
+        file,
+        "box-image-unknown",
+        ~known,
+        b["image_index"],
+        f"box(es) on an image absent from {files['entry']}, left out",
+    )
+    b = b[known]
+    dup = b.duplicated(["image_id", "label", *BOX_COLUMNS])
+    _problem(problems, file, "duplicate-box", dup, b["image_index"], "identical box row(s) (kept)")
+    b = _clip_boxes(b, images, file, problems)
+    b = b.assign(label=_canonical_labels(b["label"], file, problems, "box(es)"))
+    b = b[b["label"].notna()]
+    pairs = set(zip(nlp["image_id"], nlp["label"], strict=True))
+    unlabelled = np.array([(i, lab) not in pairs for i, lab in zip(b["image_id"], b["label"], strict=True)])
+    _problem(
+        problems,
+        file,
+        "box-label-not-in-entry",
+        unlabelled,
+        b["image_index"] + " " + b["label"],
+        f"box(es) whose label is not among the image's labels in {files['entry']} (kept)",
+        "note",
+    )
+    return b[["image_id", *BOX_COLUMNS]].assign(reader=READER, label=b["label"], score=1.0, source="bbox")
+
+
 def build_findings(
     entry: pd.DataFrame,
     boxes: pd.DataFrame | None,
@@ -593,85 +755,11 @@ def build_findings(
     problems: list[Problem],
 ) -> pd.DataFrame:
     """Image-level rows from ``Finding Labels`` and box rows from the BBox list, reader ``nih``."""
-    entry = entry.drop_duplicates("image_index")
-    labels = pa.array(entry["finding_labels"].fillna(""), type=pa.string())
-    split = pc.split_pattern(labels, "|")
-    parents = pc.list_parent_indices(split).to_numpy()
-    flat = pc.utf8_trim_whitespace(pc.list_flatten(split)).to_pandas()
-    flat = pd.Series(flat, dtype="string")
-    keep = (flat != "").to_numpy()
-    ids = entry["image_index"].str.removesuffix(".png").to_numpy(dtype=object)[parents]
-    empty = np.ones(len(entry), dtype=bool)
-    empty[parents[keep]] = False
-    _problem(
-        problems,
-        files["entry"],
-        "no-labels",
-        empty,
-        entry["image_index"],
-        "row(s) with an empty Finding Labels (no finding rows)",
-    )
-    flat, ids = flat[keep].reset_index(drop=True), ids[keep]
-    canon = _canonical_labels(flat, files["entry"], problems, "label(s)")
-    ok = canon.notna().to_numpy()
-    nlp = pd.DataFrame({"image_id": ids[ok], "reader": READER, "label": canon[ok].to_numpy()})
-    for c in BOX_COLUMNS:
-        nlp[c] = np.nan
-    nlp["score"] = 1.0
-    nlp["source"] = "nlp"
+    nlp = nlp_findings(entry, files["entry"], problems)
     parts = [nlp]
-
     if boxes is not None and len(boxes):
-        file = files["bbox"]
-        b = boxes.copy()
-        b["image_id"] = b["image_index"].str.removesuffix(".png")
-        known = _isin(b["image_id"], images["image_id"]).to_numpy()
-        _problem(
-            problems,
-            file,
-            "box-image-unknown",
-            ~known,
-            b["image_index"],
-            f"box(es) on an image absent from {files['entry']}, left out",
-        )
-        b = b[known]
-        dup = b.duplicated(["image_id", "label", *BOX_COLUMNS])
-        _problem(problems, file, "duplicate-box", dup, b["image_index"], "identical box row(s) (kept)")
-        size = images.set_index("image_id")[["width", "height"]].astype("float64")
-        w = b["image_id"].map(size["width"]).to_numpy(dtype=float)
-        h = b["image_id"].map(size["height"]).to_numpy(dtype=float)
-        outside = (b["x_min"] < 0) | (b["y_min"] < 0) | (b["x_max"] > w) | (b["y_max"] > h)
-        _problem(
-            problems,
-            file,
-            "box-outside",
-            outside,
-            b["image_index"],
-            "box(es) reaching past the image (1024 x 1024, or the PNG's size), clipped",
-        )
-        b["x_min"], b["x_max"] = b["x_min"].clip(0, w), b["x_max"].clip(0, w)
-        b["y_min"], b["y_max"] = b["y_min"].clip(0, h), b["y_max"].clip(0, h)
-        b["label"] = _canonical_labels(b["label"], file, problems, "box(es)")
-        b = b[b["label"].notna()]
-        pairs = set(zip(nlp["image_id"], nlp["label"], strict=True))
-        unlabelled = np.array(
-            [(i, lab) not in pairs for i, lab in zip(b["image_id"], b["label"], strict=True)]
-        )
-        _problem(
-            problems,
-            file,
-            "box-label-not-in-entry",
-            unlabelled,
-            b["image_index"] + " " + b["label"],
-            f"box(es) whose label is not among the image's labels in {files['entry']} (kept)",
-            "note",
-        )
-        box_rows = b[["image_id", *BOX_COLUMNS]].assign(
-            reader=READER, label=b["label"], score=1.0, source="bbox"
-        )
-        parts.append(box_rows)
-    findings = pd.concat(parts, ignore_index=True)
-    return conform_findings(findings)
+        parts.append(box_findings(boxes, images, nlp, files, problems))
+    return conform_findings(pd.concat(parts, ignore_index=True))
 
 
 def index_nih(

@@ -89,13 +89,21 @@ def read_md5_file(path: str | Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise CxrlabError(f"{path}: cannot be read ({exc})") from None
     out: dict[str, str] = {}
+    seen: dict[str, tuple[int, str]] = {}  # archive_key -> (line, md5): one archive, one MD5
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _MD5_LINE.match(line)
         if not m:
             raise CxrlabError(f"{path}: line {number} is not '<32 hex digits>  <file name>': {line[:60]!r}")
-        out[PurePosixPath(m.group(2)).name] = m.group(1).lower()
+        name, md5 = PurePosixPath(m.group(2)).name, m.group(1).lower()
+        earlier = seen.setdefault(archive_key(name), (number, md5))
+        if earlier[1] != md5:
+            raise CxrlabError(
+                f"{path}: two different MD5s for {archive_key(name)} (line {earlier[0]}: {earlier[1]}, "
+                f"line {number}: {md5}); keep the one that belongs to your download"
+            )
+        out[name] = md5
     if not out:
         raise CxrlabError(f"{path}: no MD5 lines")
     return out
