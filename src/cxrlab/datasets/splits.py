@@ -234,7 +234,7 @@ def write_split_tables(source: str | Path, out: str | Path, images: pd.DataFrame
     findings = None if in_place else load_tables(source, validate=False).findings
     targets = [out / IMAGES_FILE] + ([] if findings is None else [out / FINDINGS_FILE])
     with atomic_paths(targets) as temps:
-        images.to_parquet(temps[0], index=False)
+        images.to_parquet(temps[0], index=False, write_page_checksum=True)
         if findings is not None:
-            findings.to_parquet(temps[1], index=False)
+            findings.to_parquet(temps[1], index=False, write_page_checksum=True)
     return out
