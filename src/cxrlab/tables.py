@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -144,10 +145,39 @@ def validate_findings(findings: pd.DataFrame, images: pd.DataFrame | None = None
                  [*cols, "score"]),
     ]  # fmt: skip
     if images is not None:
-        unknown = ~df["image_id"].isin(images["image_id"]).fillna(False)
+        unknown = ~isin_strings(df["image_id"], images["image_id"])
         problems.append(_problem(df, unknown, "naming an image_id absent from the images table", cols))
     _raise_if("findings", problems)
     return df
+
+
+def _arrow_strings(values: Any) -> Any:
+    """``values`` (Series, Index, array, list) as one pyarrow large_string array, zero-copy where the
+    pandas strings are already Arrow-backed."""
+    import pyarrow as pa
+
+    data = values.array if isinstance(values, pd.Series | pd.Index) else values
+    arr = pa.array(data) if not isinstance(data, list) else pa.array(data, type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
+
+
+def isin_strings(values: Any, allowed: Any) -> np.ndarray:
+    """``values.isin(allowed)`` for string ids as a boolean array, through pyarrow's hash lookup.
+
+    pandas' ``isin`` on Arrow-backed strings loops in Python (about 0.9 s for 112,000 NIH ids against as
+    many, ``Index.get_indexer`` 0.17 s, this 0.03 s); missing values match only a missing value in
+    ``allowed``. Values that are not strings fall back to pandas.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        mask = pc.is_in(_arrow_strings(values), value_set=_arrow_strings(allowed))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pd.Series(values).isin(list(allowed)).to_numpy(dtype=bool)
+    return mask.to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
 
 def _raise_if(what: str, problems: list[str | None]) -> None:

@@ -124,7 +124,9 @@ def mutate_csv(text: str, rng: random.Random) -> tuple[str, str]:
         r = rng.randrange(1 if choice == "wrong-types" else 0, len(rows))
         c = rng.randrange(0, len(rows[r]))
         rows[r][c] = (
-            rng.choice(GARBAGE_CELLS) if choice == "garbage-cells" else rng.choice(["x", "1.5.2", "-", "yes"])
+            rng.choice(GARBAGE_CELLS)
+            if choice == "garbage-cells"
+            else rng.choice(["x", "1.5.2", "-", "yes", "1.5", "2.0", "-3"])
         )
     return choice, "\n".join(",".join(r) for r in rows) + "\n"
 

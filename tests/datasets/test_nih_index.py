@@ -346,3 +346,15 @@ def test_bad_box_rows_are_skipped_with_file_and_line_never_an_abort(tmp_path: Pa
     ]
     assert kinds["bad-row"].examples[0].startswith(f"line {n_lines + 5}:")
     assert all(p.file == "BBox_List_2017.csv" for k, p in kinds.items() if k.startswith(("bad-", "box-")))
+
+
+def test_fast_numeric_parse_matches_pandas() -> None:
+    """The pyarrow cast used for the numeric columns, against ``pd.to_numeric`` (its fallback included)."""
+    from cxrlab.datasets.nih import _numeric
+
+    for raw in (["1", "2.5", "-3", "1e3", "0.14300000000000002"], ["1", "", "x", "2.0", "inf", " 7 "]):
+        values = pd.Series(raw, dtype="string")
+        expected = pd.to_numeric(values, errors="coerce").astype("float64")
+        got = _numeric(values)
+        assert got.index.equals(values.index)
+        np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from cxrlab.errors import CxrlabError
-from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images, save_tables
+from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images, isin_strings, save_tables
 from cxrlab.taxonomy import NIH
 
 DATASET = "nih"
@@ -188,12 +188,8 @@ def _strings(table: pa.Table, column: str) -> pd.Series:
 
 
 def _isin(values: pd.Series, allowed: Any) -> pd.Series:
-    """``values.isin(allowed)`` through pyarrow: pandas 3's arrow strings loop in Python for that."""
-    arr = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
-    if isinstance(allowed, pd.Series | pd.Index):
-        allowed = allowed.astype("string").to_numpy(dtype=object, na_value=None)
-    value_set = pa.array(list(allowed), type=pa.string())
-    return pd.Series(pc.is_in(arr, value_set=value_set).to_numpy(zero_copy_only=False), index=values.index)
+    """``values.isin(allowed)`` through pyarrow (pandas 3's Arrow strings loop in Python for that)."""
+    return pd.Series(isin_strings(values, allowed), index=values.index)
 
 
 def _extract(values: pd.Series, pattern: str) -> pd.DataFrame:
@@ -205,6 +201,21 @@ def _extract(values: pd.Series, pattern: str) -> pd.DataFrame:
         {i: pd.Series(pc.struct_field(found, n).to_pandas(), dtype="string") for i, n in enumerate(names)},
         index=values.index,
     )
+
+
+def _numeric(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")`` as float64: a pyarrow cast when every value parses
+    (the usual case, about 20x faster on Arrow strings), pandas' per-value parse otherwise."""
+    try:
+        arr = pa.array(values.array).cast(pa.float64())
+        return pd.Series(arr.to_numpy(zero_copy_only=False), index=values.index, dtype="float64")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def _has_duplicates(values: pd.Series) -> bool:
+    """Whether any value repeats: one pyarrow hash pass instead of pandas' factorize of Arrow strings."""
+    return len(pc.unique(pa.array(values.array))) < len(values)
 
 
 def find_file(folder: Path, candidates: tuple[str, ...], what: str, *, required: bool = True) -> Path | None:
@@ -226,7 +237,7 @@ def detect_revision(header: str, ages: pd.Series) -> str:
 def parse_ages(raw: pd.Series) -> pd.Series:
     """Ages in years: ``58``, ``058Y``, ``003M`` (months), ``012D`` (days); NaN where unreadable."""
     parts = _extract(raw, _AGE)
-    number = pd.to_numeric(parts[0], errors="coerce").astype("float64")
+    number = _numeric(parts[0])
     unit = parts[1].fillna("").str.upper().map(_AGE_UNIT_YEARS).astype("float64")
     return number * unit
 
@@ -257,20 +268,20 @@ def read_entry_table(path: str | Path, problems: list[Problem] | None = None) ->
     name = path.name
 
     for column in ("follow_up", "original_width", "original_height", "pixel_spacing_x", "pixel_spacing_y"):
-        values = pd.to_numeric(df[column], errors="coerce")
+        values = _numeric(df[column])
+        whole = not column.startswith("pixel_spacing")
+        bad = ~np.isfinite(values) | ((values % 1 != 0) if whole else False)
         _problem(
             problems,
             name,
             f"bad-{column}",
-            values.isna() & (df[column] != ""),
+            bad & (df[column] != ""),
             df[column],
-            f"row(s) with a non-numeric {column}",
+            f"row(s) with a {column} that is not a{' whole' if whole else ''} number (set to NA)",
         )
-        if column.startswith("pixel_spacing"):
-            # v2020 writes 0.14300000000000002: round away the float noise of its writer.
-            df[column] = values.astype("float64").round(9)
-        else:
-            df[column] = values.astype("Int64")
+        values = values.mask(bad)
+        # v2020 writes 0.14300000000000002: round away the float noise of its writer.
+        df[column] = values.astype("Int64") if whole else values.round(9)
     df["age_raw"] = df["age"]
     df["age"] = parse_ages(df["age"])
     return df, revision
@@ -322,8 +333,8 @@ def read_bbox_list(path: str | Path, problems: list[Problem] | None = None) -> p
     rows, numbers = _bbox_rows(path, problems)
     df = pd.DataFrame(rows, columns=list(_BBOX_FIELDS), dtype="string")
     df["line"] = pd.Series(numbers, dtype="int64")
-    xywh = df[["x", "y", "w", "h"]].apply(pd.to_numeric, errors="coerce").astype("float64")
-    unreadable = ~np.isfinite(xywh.to_numpy()).all(axis=1) | (xywh["w"] <= 0) | (xywh["h"] <= 0)
+    xywh = pd.DataFrame({c: _numeric(df[c]) for c in ("x", "y", "w", "h")}, index=df.index)
+    unreadable = ~np.isfinite(xywh.to_numpy(dtype=float)).all(axis=1) | (xywh["w"] <= 0) | (xywh["h"] <= 0)
     _problem(
         problems,
         path.name,
@@ -422,6 +433,8 @@ def _differences(first: pd.Series, other: pd.Series) -> str:
 
 def _dedupe_entry(entry: pd.DataFrame, file: str, problems: list[Problem]) -> pd.DataFrame:
     """Keep the first row of each Image Index: exact repeats and conflicting rows reported apart."""
+    if not _has_duplicates(entry["image_index"]):
+        return entry
     columns = [c for c in entry.columns if c != "age"]  # age is derived from age_raw (NaN != NaN)
     identical = entry.duplicated(columns, keep="first").to_numpy()
     _problem(
@@ -490,7 +503,7 @@ def build_images(
         names + " vs Patient ID " + pid,
         "row(s) whose Patient ID differs from the file name's (kept)",
     )
-    name_fu = pd.to_numeric(parts[1], errors="coerce").astype("Int64")
+    name_fu = _numeric(parts[1]).astype("Int64")
     _problem(
         problems,
         file,
@@ -733,8 +746,7 @@ def box_findings(
     b = _clip_boxes(b, images, file, problems)
     b = b.assign(label=_canonical_labels(b["label"], file, problems, "box(es)"))
     b = b[b["label"].notna()]
-    pairs = set(zip(nlp["image_id"], nlp["label"], strict=True))
-    unlabelled = np.array([(i, lab) not in pairs for i, lab in zip(b["image_id"], b["label"], strict=True)])
+    unlabelled = ~isin_strings(b["image_id"] + "|" + b["label"], nlp["image_id"] + "|" + nlp["label"])
     _problem(
         problems,
         file,
