@@ -114,16 +114,16 @@ def step_vindr(ctx: DemoContext) -> None:
     index = index_vindr(ctx.paths["vindr_raw"], progress=True)
     info = index.report()
     ctx.console.print(
-        f"cxrlab vindr index: {info['images']} images {info['images_per_split']}, "
+        f"cxrlab vindr index: {info['images']} images {info['splits']}, "
         f"{info['findings']} findings, {info['boxes']} boxes by {info['readers']} readers, "
         f"sizes from the DICOM headers: {info['sizes_known']}"
     )
-    if index.issues:
+    if index.problems:
         table = Table(title="Inconsistencies found and the rule applied", title_justify="left")
-        for col in ("issue", "count", "rule"):
+        for col in ("problem", "count", "what happened"):
             table.add_column(col)
-        for issue in index.issues:
-            table.add_row(issue.kind, str(issue.count), issue.rule)
+        for problem in index.problems:
+            table.add_row(problem.kind, str(problem.count), problem.message)
         ctx.console.print(table)
     fused = consensus(index.images, index.findings, method="wbf", iou=0.4, min_readers=2)
     tables = save_tables(ctx.work / "vindr-tables", index.images, fused.findings)

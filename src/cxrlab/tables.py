@@ -18,6 +18,7 @@ import pandas as pd
 
 from cxrlab.atomic import atomic_path, atomic_paths
 from cxrlab.errors import CxrlabError
+from cxrlab.problems import MAX_EXAMPLES, ProblemLog
 
 IMAGES_FILE = "images.parquet"
 FINDINGS_FILE = "findings.parquet"
@@ -49,7 +50,9 @@ FINDING_COLUMNS: dict[str, str] = {
 SEXES = {"M", "F", "O"}
 CONSENSUS = "consensus"
 """The ``reader`` of fused labels: box fusion and majority vote, or a release's own (VinDr test)."""
-MAX_EXAMPLES = 5
+MAX_PLAUSIBLE_AGE = 120.0
+"""Years; an age above it is a data error (the oldest verified human lived 122 years). Every reader of ages
+(NIH's Data_Entry, DICOM headers) masks ages above it and the images table refuses them."""
 
 
 class TableError(CxrlabError):
@@ -94,32 +97,39 @@ def conform_findings(df: pd.DataFrame) -> pd.DataFrame:
     return _conform(df, FINDING_COLUMNS, "findings")
 
 
-def _examples(df: pd.DataFrame, mask: pd.Series | np.ndarray, columns: Iterable[str]) -> str:
-    rows = df.loc[np.asarray(mask, dtype=bool), list(columns)].head(MAX_EXAMPLES)
-    return "; ".join(f"row {i}: " + ", ".join(f"{k}={v}" for k, v in r.items()) for i, r in rows.iterrows())
-
-
-def _problem(df: pd.DataFrame, mask: pd.Series | np.ndarray, text: str, columns: Iterable[str]) -> str | None:
-    n = int(np.asarray(mask, dtype=bool).sum())
-    if n == 0:
-        return None
-    return f"{n} row(s) {text} ({_examples(df, mask, columns)})"
+def _offending(
+    log: ProblemLog,
+    kind: str,
+    df: pd.DataFrame,
+    mask: pd.Series | np.ndarray,
+    text: str,
+    columns: Iterable[str],
+) -> None:
+    """Report the rows of ``df`` where ``mask`` holds, the first few described by ``columns``."""
+    mask = np.asarray(mask, dtype=bool)
+    rows = df.loc[mask, list(columns)].head(MAX_EXAMPLES)
+    described = [
+        "row " + str(i) + ": " + ", ".join(f"{k}={v}" for k, v in r.items()) for i, r in rows.iterrows()
+    ]
+    log.add(kind, text, described, count=int(mask.sum()))
 
 
 def validate_images(images: pd.DataFrame) -> pd.DataFrame:
     """Conform and check an images table; raise :class:`TableError` naming the offending rows."""
     df = conform_images(images)
-    problems = [
-        _problem(df, df["image_id"].isna() | (df["image_id"] == ""), "without image_id", ["image_id"]),
-        _problem(df, df["image_id"].duplicated(keep=False), "with a duplicated image_id", ["image_id"]),
-        _problem(df, (df["width"] <= 0).fillna(False), "with width <= 0", ["image_id", "width"]),
-        _problem(df, (df["height"] <= 0).fillna(False), "with height <= 0", ["image_id", "height"]),
-        _problem(df, ((df["age"] < 0) | (df["age"] > 150)).fillna(False), "with age outside 0-150",
-                 ["image_id", "age"]),
-        _problem(df, df["sex"].notna() & ~df["sex"].isin(SEXES).fillna(False),
-                 f"with sex not in {sorted(SEXES)}", ["image_id", "sex"]),
-    ]  # fmt: skip
-    _raise_if("images", problems)
+    log = ProblemLog("images table")
+    ids = ["image_id"]
+    _offending(log, "no-id", df, df["image_id"].isna() | (df["image_id"] == ""), "without image_id", ids)
+    _offending(
+        log, "duplicate-id", df, df["image_id"].duplicated(keep=False), "with a duplicated image_id", ids
+    )
+    _offending(log, "bad-width", df, (df["width"] <= 0).fillna(False), "with width <= 0", [*ids, "width"])
+    _offending(log, "bad-height", df, (df["height"] <= 0).fillna(False), "with height <= 0", [*ids, "height"])
+    bad_age = ((df["age"] < 0) | (df["age"] > MAX_PLAUSIBLE_AGE)).fillna(False)
+    _offending(log, "bad-age", df, bad_age, f"with age outside 0-{MAX_PLAUSIBLE_AGE:g}", [*ids, "age"])
+    bad_sex = df["sex"].notna() & ~df["sex"].isin(SEXES).fillna(False)
+    _offending(log, "bad-sex", df, bad_sex, f"with sex not in {sorted(SEXES)}", [*ids, "sex"])
+    _raise_if("images", log)
     return df
 
 
@@ -134,20 +144,19 @@ def validate_findings(findings: pd.DataFrame, images: pd.DataFrame | None = None
     infinite = np.isinf(boxes).any(axis=1)
     score = df["score"].to_numpy(dtype=float)
     cols = ["image_id", "reader", "label", *BOX_COLUMNS]
-    problems = [
-        _problem(df, df["image_id"].isna(), "without image_id", cols),
-        _problem(df, df["label"].isna() | (df["label"] == ""), "without label", cols),
-        _problem(df, df["reader"].isna() | (df["reader"] == ""), "without reader", cols),
-        _problem(df, partial, "with some but not all box coordinates", cols),
-        _problem(df, inverted, "with x_max <= x_min or y_max <= y_min", cols),
-        _problem(df, infinite, "with infinite coordinates", cols),
-        _problem(df, np.isnan(score) | (score < 0) | (score > 1), "with score outside [0, 1]",
-                 [*cols, "score"]),
-    ]  # fmt: skip
+    log = ProblemLog("findings table")
+    _offending(log, "no-id", df, df["image_id"].isna(), "without image_id", cols)
+    _offending(log, "no-label", df, df["label"].isna() | (df["label"] == ""), "without label", cols)
+    _offending(log, "no-reader", df, df["reader"].isna() | (df["reader"] == ""), "without reader", cols)
+    _offending(log, "partial-box", df, partial, "with some but not all box coordinates", cols)
+    _offending(log, "inverted-box", df, inverted, "with x_max <= x_min or y_max <= y_min", cols)
+    _offending(log, "infinite-box", df, infinite, "with infinite coordinates", cols)
+    bad_score = np.isnan(score) | (score < 0) | (score > 1)
+    _offending(log, "bad-score", df, bad_score, "with score outside [0, 1]", [*cols, "score"])
     if images is not None:
         unknown = ~isin_strings(df["image_id"], images["image_id"])
-        problems.append(_problem(df, unknown, "naming an image_id absent from the images table", cols))
-    _raise_if("findings", problems)
+        _offending(log, "unknown-image", df, unknown, "naming an image_id absent from the images table", cols)
+    _raise_if("findings", log)
     return df
 
 
@@ -180,9 +189,9 @@ def isin_strings(values: Any, allowed: Any) -> np.ndarray:
     return mask.to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
 
-def _raise_if(what: str, problems: list[str | None]) -> None:
-    found = [p for p in problems if p]
-    if found:
+def _raise_if(what: str, log: ProblemLog) -> None:
+    if len(log):
+        found = [f"{p.count} row(s) {p.message} ({'; '.join(p.examples)})" for p in log]
         raise TableError(f"invalid {what} table: " + " | ".join(found))
 
 

@@ -19,9 +19,8 @@ import pandas as pd
 
 from cxrlab.atomic import atomic_paths
 from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.problems import MAX_EXAMPLES
 from cxrlab.tables import FINDINGS_FILE, IMAGES_FILE, load_tables
-
-MAX_EXAMPLES = 5
 
 
 @dataclass

@@ -21,10 +21,11 @@ from typing import Any
 
 import pandas as pd
 
+from cxrlab import tables
 from cxrlab.progress import track
 
-MAX_PLAUSIBLE_AGE = 120.0
-"""Years; an age above it is a data error (the oldest verified human lived 122 years)."""
+MAX_PLAUSIBLE_AGE = tables.MAX_PLAUSIBLE_AGE
+"""Years; the images table's limit: an age above it is a data error."""
 
 HEADER_TAGS = ["Rows", "Columns", "PatientSex", "PatientAge", "PhotometricInterpretation", "BitsStored"]
 """The tags :func:`read_header` parses."""
@@ -111,7 +112,9 @@ def read_headers(
     """:func:`read_header` of many files, in order, in a thread pool (small I/O-bound reads)."""
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
     if workers <= 1 or len(paths) < 16:
-        return [read_header(p) for p in track(paths, total=len(paths), description="headers", progress=progress)]
+        return [
+            read_header(p) for p in track(paths, total=len(paths), description="headers", progress=progress)
+        ]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(
             track(
