@@ -2,8 +2,9 @@
 ``tar -xzf``, and the whole ``nih index`` command against a bare ``pandas.read_csv`` process.
 
 The archive is built in a temporary folder (deleted afterwards) from PNG bytes like the real ones: the real
-NIH sample PNGs of ../shared/realdata when present, else phantom PNGs; gzip at level 6 as NIH shipped it.
-The file is read once before timing so that every contender reads it from the page cache.
+NIH sample PNGs of the shared real-data folder beside the repository when present, else phantom PNGs;
+gzip at level 6 as NIH shipped it. The file is read once before timing so that every contender reads it
+from the page cache.
 """
 
 from __future__ import annotations

@@ -50,7 +50,6 @@ saves them."""
 CHUNK = 8 << 20  # 8 MiB reads: large enough that hashlib/zlib run at full speed, small enough for memory
 BLOCK = tarfile.BLOCKSIZE
 _MD5_LINE = re.compile(r"^\s*([0-9a-fA-F]{32})\s+\*?(.+?)\s*$")
-_STATE_DIR = ".cxrlab-extract"
 
 
 # ----------------------------------------------------------------------------------------------- verify
