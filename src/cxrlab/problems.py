@@ -43,7 +43,7 @@ class Problem:
 
 def examples(values: Iterable[Any], n: int = MAX_EXAMPLES) -> list[str]:
     """The first ``n`` values as strings."""
-    out = []
+    out: list[str] = []
     for value in values:
         if len(out) == n:
             break
