@@ -49,16 +49,25 @@ def _nih_tables(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[s
     assert code == 0, err
 
 
-@pytest.mark.parametrize("command", ["nih index", "vindr index", "splits make"])
-def test_output_is_a_file_or_under_a_file(
-    command: str,
+@pytest.fixture(params=["nih index", "vindr index", "splits make"])
+def make(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     vindr_phantom: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:
+) -> Callable[[Path], list[str]]:
+    """The command line of one writing command, given its output folder (its inputs made ready)."""
     _nih_tables(monkeypatch, capsys, tmp_path)
-    make = _commands(tmp_path, vindr_phantom)[command]
+    return _commands(tmp_path, vindr_phantom)[request.param]
+
+
+def test_output_is_a_file_or_under_a_file(
+    make: Callable[[Path], list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     blocker = tmp_path / "afile"
     blocker.write_text("keep me")
     for out in (blocker, blocker / "tables"):
@@ -69,16 +78,12 @@ def test_output_is_a_file_or_under_a_file(
     assert blocker.read_text() == "keep me"
 
 
-@pytest.mark.parametrize("command", ["nih index", "vindr index", "splits make"])
 def test_disk_full_on_the_last_write_keeps_the_previous_tables_whole(
-    command: str,
+    make: Callable[[Path], list[str]],
     tmp_path: Path,
-    vindr_phantom: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _nih_tables(monkeypatch, capsys, tmp_path)
-    make = _commands(tmp_path, vindr_phantom)[command]
     out = tmp_path / "out"
     code, err = _run(monkeypatch, capsys, *make(out))
     assert code == 0, err
