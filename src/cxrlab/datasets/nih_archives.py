@@ -337,7 +337,7 @@ def verify_archive(
         check.reasons.extend(checker.finish())
         check.members = checker.walker.members
     elif expected_md5 is None:
-        check.reasons.append("no MD5 to compare with and the structure was not checked (--check md5)")
+        check.reasons.append("no MD5 to compare with and the structure was not checked (check mode md5)")
     check.ok = not check.reasons
     check.seconds = time.perf_counter() - t0
     return check

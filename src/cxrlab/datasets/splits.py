@@ -138,7 +138,7 @@ def parse_fractions(fractions: str, names: str) -> dict[str, float]:
     try:
         values = [float(x) for x in fractions.split(",")]
     except ValueError:
-        raise UsageError(f"--fractions '{fractions}': expected numbers separated by commas") from None
+        raise UsageError(f"fractions '{fractions}': expected numbers separated by commas") from None
     labels = [n.strip() for n in names.split(",") if n.strip()]
     if len(values) != len(labels):
         raise UsageError(f"{len(values)} fraction(s) for {len(labels)} split name(s) ({names})")

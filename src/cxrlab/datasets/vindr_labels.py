@@ -141,12 +141,12 @@ def _canonical_labels(
         if not allow_unknown:
             raise CxrlabError(
                 f"{where}: {len(unknown)} unknown label(s): {'; '.join(hints[:10])} "
-                "(--allow-unknown keeps them)"
+                "(allow_unknown keeps them: --allow-unknown on the command line)"
             )
         mask = df["label"].isin(unknown)
         problems.add(
             "unknown-label",
-            "unknown label: kept as written (--allow-unknown)",
+            "unknown label: kept as written (allow_unknown)",
             [f"{n} ({int((df['label'] == n).sum())} rows)" for n in sorted(unknown)],
             count=int(mask.sum()),
         )
