@@ -112,3 +112,14 @@ def test_isin_strings_matches_pandas_isin() -> None:
     with_na = pd.Series(["a", None], dtype="string")
     assert tables.isin_strings(with_na, pd.Series(["a", None], dtype="string")).tolist() == [True, True]
     assert tables.isin_strings(pd.Series([1, 2, 3]), [2, 3]).tolist() == [False, True, True]  # fallback
+
+
+def test_positions_in_matches_index_get_indexer() -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    allowed = pd.Series([f"{i:08d}_000.png" for i in range(500)], dtype="string")
+    values = pd.Series([*rng.choice(allowed.to_numpy(), 300).tolist(), "nope.png", ""], dtype="string")
+    expected = pd.Index(allowed.astype(object)).get_indexer(values.astype(object))
+    assert tables.positions_in(values, allowed).tolist() == expected.tolist()

@@ -46,7 +46,7 @@ from cxrlab.datasets.nih_files import (
 from cxrlab.errors import CxrlabError
 from cxrlab.imaging.headers import MAX_PLAUSIBLE_AGE, implausible_age, parse_ages  # noqa: F401
 from cxrlab.problems import MAX_EXAMPLES, Problem, ProblemLog
-from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images, isin_strings
+from cxrlab.tables import BOX_COLUMNS, conform_findings, conform_images, isin_strings, positions_in
 from cxrlab.taxonomy import NIH
 
 DATASET = "nih"
@@ -399,27 +399,28 @@ def _assign_splits(
     names: pd.Series, splits: dict[str, pd.Series], file: str, problems: ProblemLog
 ) -> pd.Series:
     """The split of each image from the official lists (the first list naming it wins), NA for none."""
-    split = pd.Series(pd.NA, index=names.index, dtype="string")
-    if not splits:
-        return split
-    name_index = pd.Index(names)
+    split = np.full(len(names), None, dtype=object)
     seen: dict[str, pd.Series] = {}
     for list_name, listed in splits.items():
         dup = listed.duplicated()
         problems.where("duplicate-list-line", dup, listed, "name(s) listed twice", file=list_name)
         listed = listed[~dup]
-        absent = ~_isin(listed, names)
+        positions = positions_in(listed, names)
+        absent = positions < 0
         message = f"name(s) absent from {file}: no metadata, left out of the tables"
         problems.where("not-in-entry", absent, listed, message, file=list_name)
-        listed = listed[~absent]
+        listed, positions = listed[~absent], positions[~absent]
         for other, other_names in seen.items():
-            both = _isin(listed, other_names)
+            both = isin_strings(listed, other_names)
             problems.where(
                 "in-two-lists", both, listed, f"name(s) also in {other}: the first list wins", file=list_name
             )
-            listed = listed[~both]
+            listed, positions = listed[~both], positions[~both]
         seen[list_name] = listed
-        split.iloc[name_index.get_indexer(listed)] = LIST_SPLITS.get(list_name, list_name)
+        split[positions] = LIST_SPLITS.get(list_name, list_name)
+    split = pd.Series(split, index=names.index, dtype="string")
+    if not splits:
+        return split
     problems.where("no-split", split.isna(), names, "image(s) in no split list (split NA)", file=file)
     return split
 
