@@ -358,3 +358,21 @@ def test_fast_numeric_parse_matches_pandas() -> None:
         got = _numeric(values)
         assert got.index.equals(values.index)
         np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
+
+
+def test_cells_that_are_not_whole_numbers_are_reported_by_image_not_a_crash(tmp_path: Path) -> None:
+    """``1.5`` in Follow-up # used to crash the Int64 cast; ``inf`` in a width passed as a number."""
+    folder = _copy_fixture(tmp_path)
+    entry = folder / "Data_Entry_2017_v2020.csv"
+    lines = entry.read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[2], fields[7] = "1.5", "inf"
+    lines[3] = ",".join(fields)
+    entry.write_text("\n".join(lines) + "\n")
+    index = index_nih(folder)
+    kinds = {p.kind: p for p in index.problems}
+    assert kinds["bad-follow_up"].examples == [f"{fields[0]} follow_up=1.5"]
+    assert kinds["bad-original_width"].examples == [f"{fields[0]} original_width=inf"]
+    row = index.images.set_index("image_id").loc[fields[0].removesuffix(".png")]
+    assert pd.isna(row["follow_up"]) and pd.isna(row["original_width"])
+    write_index(index, tmp_path / "tables")

@@ -184,7 +184,7 @@ def read_entry_table(path: str | Path, problems: ProblemLog | None = None) -> tu
         problems.where(
             f"bad-{column}",
             bad & (df[column] != ""),
-            df[column],
+            df["image_index"] + " " + column + "=" + df[column],
             f"row(s) with a {column} that is not a{' whole' if whole else ''} number (set to NA)",
             file=name,
         )
