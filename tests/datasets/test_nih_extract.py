@@ -42,7 +42,9 @@ def _write_gz(path: Path, tar: bytes, level: int = 6) -> None:
 
 def _final_files(out: Path) -> dict[str, bytes]:
     folder = out / "images"
-    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.is_dir() else {}
+    if not folder.is_dir():
+        return {}
+    return {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.endswith(".part")}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -252,3 +254,35 @@ def test_disk_full_on_a_write_leaves_no_final_file_and_no_part(
     assert extract_folder(raw, out).written == len(files)
     assert _final_files(out) == files
     assert not isinstance(caught.value, CxrlabError)
+
+
+def test_kill_9_mid_archive_leaves_no_final_name_and_the_rerun_completes(tmp_path: Path) -> None:
+    """A run killed while its archive's PNGs are still .part files: none has a final name, the lock dies
+    with the process, and the next run writes every PNG byte for byte."""
+    import signal
+    import time
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    files = {**_files(20, n=40), **_files(21, n=40)}
+    _write_gz(raw / "images_001.tar.gz", _tar_bytes(files), level=1)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cxrlab.cli.main", "nih", "extract", str(raw), str(out), "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "images").is_dir() and any(p.suffix == ".part" for p in (out / "images").iterdir()):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    finals = _final_files(out)
+    if proc.returncode == -signal.SIGKILL:
+        assert finals == {}, "killed mid-archive: no PNG of it may have its final name"
+    summary = extract_folder(raw, out)
+    assert _final_files(out) == files
+    assert not list((out / "images").glob("*.part"))
+    assert summary.archives == 1
