@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -28,9 +27,6 @@ def realdata() -> Path:
 @pytest.fixture(autouse=True)
 def _no_progress_bars(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXRLAB_NO_PROGRESS", "1")
-
-
-IN_CI = os.environ.get("CI") == "true"
 
 
 # Phantom datasets in the real formats, built once per test session (a second or two each).

@@ -94,3 +94,32 @@ def test_missing_column_and_unreadable_file(tmp_path: Path) -> None:
 def test_empty_tables_have_the_schema() -> None:
     assert list(tables.empty_images().columns) == list(tables.IMAGE_COLUMNS)
     assert list(tables.empty_findings().columns) == list(tables.FINDING_COLUMNS)
+
+
+def test_isin_strings_matches_pandas_isin() -> None:
+    """The pyarrow lookup against pandas' ``isin`` on Arrow strings, object strings, NA and non-strings."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    pool = [f"{i:08d}_{j:03d}" for i in range(300) for j in range(3)]
+    values = pd.Series([*rng.choice(pool, 500).tolist(), None, "", "x"], dtype="string")
+    allowed = pd.Series([*rng.choice(pool, 400).tolist(), ""], dtype="string")
+    expected = values.isin(allowed).fillna(False).to_numpy(dtype=bool)
+    assert tables.isin_strings(values, allowed).tolist() == expected.tolist()
+    assert tables.isin_strings(values.astype(object), list(allowed)).tolist() == expected.tolist()
+    assert tables.isin_strings(pd.Index(values), pd.Index(allowed)).tolist() == expected.tolist()
+    with_na = pd.Series(["a", None], dtype="string")
+    assert tables.isin_strings(with_na, pd.Series(["a", None], dtype="string")).tolist() == [True, True]
+    assert tables.isin_strings(pd.Series([1, 2, 3]), [2, 3]).tolist() == [False, True, True]  # fallback
+
+
+def test_positions_in_matches_index_get_indexer() -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    allowed = pd.Series([f"{i:08d}_000.png" for i in range(500)], dtype="string")
+    values = pd.Series([*rng.choice(allowed.to_numpy(), 300).tolist(), "nope.png", ""], dtype="string")
+    expected = pd.Index(allowed.astype(object)).get_indexer(values.astype(object))
+    assert tables.positions_in(values, allowed).tolist() == expected.tolist()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -63,3 +63,29 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, temp_name: str | None =
 def write_text_atomic(path: str | Path, text: str, *, temp_name: str | None = None) -> Path:
     """Write ``text`` as UTF-8 to ``path`` atomically, line ends kept as given; returns ``path``."""
     return write_bytes_atomic(path, text.encode("utf-8"), temp_name=temp_name)
+
+
+@contextmanager
+def atomic_paths(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """Temporary paths for several files that belong together (two tables and their report).
+
+    Every file is written to its temporary path first; only when the block succeeds do they replace their
+    final names, one rename after another, so a failed write (disk full on the last file) leaves every
+    final name as it was. Parent folders are created when missing.
+    """
+    finals = [Path(p) for p in paths]
+    temps: list[Path] = []
+    try:
+        for path in finals:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            temps.append(Path(name))
+        yield temps
+        for tmp, path in zip(temps, finals, strict=True):
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise

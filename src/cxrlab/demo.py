@@ -47,7 +47,8 @@ def step_nih(ctx: DemoContext) -> None:
     from rich.table import Table
 
     from cxrlab.datasets.nih import index_nih, write_index
-    from cxrlab.datasets.nih_archives import extract_folder, read_md5_file, verify_folder
+    from cxrlab.datasets.nih_archives import read_md5_file, verify_folder
+    from cxrlab.datasets.nih_extract import extract_folder
     from cxrlab.viz.statistics import label_statistics, render
 
     raw = ctx.paths["nih_raw"]
@@ -70,8 +71,10 @@ def step_nih(ctx: DemoContext) -> None:
         f"cxrlab nih index: {info['images']} images, {info['patients']} patients, {info['boxes']} boxes, "
         f"splits {info['splits']} -> {tables}"
     )
-    for problem in index.problems:
-        ctx.console.print(f"  [yellow]{problem.severity}:[/yellow] {escape(str(problem))}", highlight=False)
+    for problem in index.problems:  # one line each: a hard wrap left "gray) (e.g. ...)" as a stray line
+        ctx.console.print(
+            f"  [yellow]{problem.severity}:[/yellow] {escape(str(problem))}", highlight=False, soft_wrap=True
+        )
     ctx.paths["nih_tables"] = tables
     ctx.paths["nih_images"] = images
     render(label_statistics(index.images, index.findings), ctx.console)
@@ -144,16 +147,16 @@ def step_vindr(ctx: DemoContext) -> None:
     index = index_vindr(ctx.paths["vindr_raw"], progress=True)
     info = index.report()
     ctx.console.print(
-        f"cxrlab vindr index: {info['images']} images {info['images_per_split']}, "
+        f"cxrlab vindr index: {info['images']} images {info['splits']}, "
         f"{info['findings']} findings, {info['boxes']} boxes by {info['readers']} readers, "
         f"sizes from the DICOM headers: {info['sizes_known']}"
     )
-    if index.issues:
+    if index.problems:
         table = Table(title="Inconsistencies found and the rule applied", title_justify="left")
-        for col in ("issue", "count", "rule"):
+        for col in ("problem", "count", "what happened"):
             table.add_column(col)
-        for issue in index.issues:
-            table.add_row(issue.kind, str(issue.count), issue.rule)
+        for problem in index.problems:
+            table.add_row(problem.kind, str(problem.count), problem.message)
         ctx.console.print(table)
     fused = consensus(index.images, index.findings, method="wbf", iou=0.4, min_readers=2)
     tables = save_tables(ctx.work / "vindr-tables", index.images, fused.findings)

@@ -6,7 +6,7 @@ from __future__ import annotations
 class CxrlabError(Exception):
     """A problem with the user's data or arguments: the message names the file and the problem.
 
-    ``exit_code`` is 1 for data problems (DESIGN.md's convention) and 2 for usage errors.
+    ``exit_code`` is 1 for data problems and 2 for usage errors (the CLI's convention; 0 is success).
     """
 
     exit_code: int = 1
@@ -18,4 +18,6 @@ class CxrlabError(Exception):
 
 
 class UsageError(CxrlabError):
+    """A wrong argument or option value (exit 2): the message names the parameter and what it takes."""
+
     exit_code = 2

@@ -15,11 +15,11 @@ import pytest
 
 from cxrlab.datasets.nih_archives import (
     PUBLISHED_MD5,
-    extract_folder,
     read_md5_file,
     verify_archive,
     verify_folder,
 )
+from cxrlab.datasets.nih_extract import extract_folder
 from cxrlab.errors import CxrlabError
 
 
@@ -142,6 +142,22 @@ def test_md5_file_errors(tmp_path: Path) -> None:
     good = tmp_path / "md5b.txt"
     good.write_text("FE8ED0A6961412FDDCBB3603C11B3698 *dir/images_001.tar.gz\n")
     assert read_md5_file(good) == {"images_001.tar.gz": "fe8ed0a6961412fddcbb3603c11b3698"}
+
+
+def test_md5_file_with_two_hashes_for_one_archive_is_an_error(tmp_path: Path) -> None:
+    """Taking the last of two MD5s silently could pass a corrupt archive or fail a good one."""
+    a, b = "ab" * 16, "cd" * 16
+    same = tmp_path / "same.txt"
+    same.write_text(f"{a}  images_002.tar.gz\n{a}  images_002.tar.gz\n")
+    assert read_md5_file(same) == {"images_002.tar.gz": a}
+    for second in ("images_002.tar.gz", "images_02.tar.gz"):  # the download script's name is the same archive
+        two = tmp_path / f"two-{second}.txt"
+        two.write_text(f"{a}  images_001.tar.gz\n{a}  images_002.tar.gz\n\n{b}  {second}\n")
+        with pytest.raises(CxrlabError) as caught:
+            read_md5_file(two)
+        message = str(caught.value)
+        assert message.startswith(f"{two}: two different MD5s for images_002.tar.gz")
+        assert f"line 2: {a}" in message and f"line 4: {b}" in message
 
 
 def test_extract_writes_all_then_resumes(archives, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -78,10 +78,17 @@ def test_demo_step_verifies_extracts_indexes_and_prints_statistics(nih_phantom: 
     from cxrlab.tables import load_tables
 
     text = io.StringIO()
-    ctx = DemoContext(work=tmp_path, images=30, seed=0, console=Console(file=text, width=160))
+    ctx = DemoContext(work=tmp_path, images=30, seed=0, console=Console(file=text, width=80))
     ctx.paths["nih_raw"] = nih_phantom
     step_nih(ctx)
     out = text.getvalue()
+    # Each problem on one line of its own, whole, even on an 80-column console (no stray wrapped tail).
+    from cxrlab.datasets.nih import index_nih
+
+    problems = index_nih(nih_phantom, images_dir=ctx.paths["nih_images"]).problems
+    assert problems
+    for problem in problems:
+        assert any(line.endswith(str(problem)) for line in out.splitlines()), str(problem)
     assert out.count(" ok ") == 3  # the three archives
     assert "Positive images per label, per split" in out and "Co-occurrence" in out
     tables = load_tables(ctx.paths["nih_tables"])

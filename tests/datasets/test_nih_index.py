@@ -294,3 +294,85 @@ def test_missing_files_and_wrong_files(tmp_path: Path) -> None:
 def test_parse_ages(raw: str, years: float) -> None:
     got = parse_ages(pd.Series([raw], dtype="string")).iloc[0]
     assert (np.isnan(got) and np.isnan(years)) or got == pytest.approx(years)
+
+
+def test_duplicate_entry_rows_identical_and_conflicting_are_told_apart(tmp_path: Path) -> None:
+    folder = _copy_fixture(tmp_path)
+    entry = folder / "Data_Entry_2017_v2020.csv"
+    lines = entry.read_text().splitlines()
+    lines.append(lines[7])  # an exact repeat
+    conflict = lines[9].split(",")
+    conflict[4] = str(int(conflict[4]) + 3)  # same image, another age
+    conflict[6] = "AP" if conflict[6] == "PA" else "PA"
+    lines.append(",".join(conflict))
+    entry.write_text("\n".join(lines) + "\n")
+    index = index_nih(folder)
+    kinds = {p.kind: p for p in index.problems}
+    assert kinds["duplicate-row"].count == 1 and "exactly" in kinds["duplicate-row"].message
+    assert kinds["conflicting-duplicate"].count == 1
+    example = kinds["conflicting-duplicate"].examples[0]
+    original = lines[9].split(",")
+    assert example.startswith(original[0]) and f"Patient Age {original[4]} vs {conflict[4]}" in example
+    assert "View Position" in example and "identical" not in kinds["conflicting-duplicate"].message
+    kept = index.images.set_index("image_id").loc[original[0].removesuffix(".png")]
+    assert kept["age"] == float(original[4])  # the first row wins
+    assert len(index.images) == len(lines) - 3
+
+
+def test_bad_box_rows_are_skipped_with_file_and_line_never_an_abort(tmp_path: Path) -> None:
+    """An infinite coordinate or a box entirely outside the image used to reach the table validation and
+    abort with internal wording; every bad box row is now skipped and named by line."""
+    folder = _copy_fixture(tmp_path)
+    bbox = folder / "BBox_List_2017.csv"
+    n_lines = len(bbox.read_text().splitlines())
+    image = bbox.read_text().splitlines()[1].split(",")[0]
+    with open(bbox, "a") as fh:
+        fh.write(f"{image},Atelectasis,1e400,2,30,40\n")  # infinite x
+        fh.write(f"{image},Atelectasis,1100,20,30,40\n")  # entirely right of the 1024 px image
+        fh.write(f"{image},Atelectasis,-50,-60,20,20\n")  # entirely above-left
+        fh.write(f"{image},Atelectasis,1000,1000,100,100\n")  # partly outside: clipped, kept
+        fh.write(f"{image},Atelectasis,x,2,3\n")  # 5 fields
+    index = index_nih(folder)
+    write_index(index, tmp_path / "tables")  # no abort in validation
+    kinds = {p.kind: p for p in index.problems}
+    assert kinds["bad-box"].examples == [f"line {n_lines + 1}: {image}"]
+    assert kinds["box-off-image"].count == 2
+    assert [e.split(" ")[:3] for e in kinds["box-off-image"].examples] == [
+        ["line", f"{n_lines + 2}:", image],
+        ["line", f"{n_lines + 3}:", image],
+    ]
+    assert kinds["box-outside"].count == 1 and kinds["box-outside"].examples == [
+        f"line {n_lines + 4}: {image}"
+    ]
+    assert kinds["bad-row"].examples[0].startswith(f"line {n_lines + 5}:")
+    assert all(p.file == "BBox_List_2017.csv" for k, p in kinds.items() if k.startswith(("bad-", "box-")))
+
+
+def test_fast_numeric_parse_matches_pandas() -> None:
+    """The pyarrow cast used for the numeric columns, against ``pd.to_numeric`` (its fallback included)."""
+    from cxrlab.datasets.nih import _numeric
+
+    for raw in (["1", "2.5", "-3", "1e3", "0.14300000000000002"], ["1", "", "x", "2.0", "inf", " 7 "]):
+        values = pd.Series(raw, dtype="string")
+        expected = pd.to_numeric(values, errors="coerce").astype("float64")
+        got = _numeric(values)
+        assert got.index.equals(values.index)
+        np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
+
+
+def test_cells_that_are_not_whole_numbers_are_reported_by_image_not_a_crash(tmp_path: Path) -> None:
+    """``1.5`` in Follow-up # used to crash the Int64 cast; ``inf`` in a width passed as a number."""
+    folder = _copy_fixture(tmp_path)
+    entry = folder / "Data_Entry_2017_v2020.csv"
+    lines = entry.read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[2], fields[7] = "1.5", "inf"
+    lines[3] = ",".join(fields)
+    entry.write_text("\n".join(lines) + "\n")
+    index = index_nih(folder)
+    kinds = {p.kind: p for p in index.problems}
+    assert kinds["bad-follow_up"].examples == [f"{fields[0]} follow_up=1.5"]
+    assert kinds["bad-original_width"].examples == [f"{fields[0]} original_width=inf"]
+    row = index.images.set_index("image_id").loc[fields[0].removesuffix(".png")]
+    assert pd.isna(row["follow_up"]) and pd.isna(row["original_width"])
+    write_index(index, tmp_path / "tables")

@@ -6,12 +6,15 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from cxrlab.problems import Problem
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -63,6 +66,18 @@ def folded_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str
     return table
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
-    raise typer.Exit(code=code)
+def problems_table(
+    problems: Sequence[Problem], title: str = "Problems found (nothing dropped silently)"
+) -> Table:
+    """The problems of an index, one row each: file, kind (notes marked), count, what happened, examples."""
+    rows = [
+        (
+            escape(p.file),
+            p.kind if p.severity == "warning" else f"{p.kind} (note)",
+            f"{p.count:,}",
+            escape(p.message),
+            escape(", ".join(p.examples[:3])),
+        )
+        for p in problems
+    ]
+    return folded_table(title, ("file", "problem", "count", "what happened", "examples"), rows)

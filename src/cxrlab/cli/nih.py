@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cxrlab.cli.common import TablesOut, console, err_console, folded_table, new_app, print_json
+from cxrlab.cli.common import TablesOut, console, err_console, new_app, print_json, problems_table
 
 app = new_app("NIH ChestX-ray14: verify the archives (FAQ MD5s), extract them, index the label files.")
 
@@ -63,7 +63,7 @@ def extract(
     """Stream every archive into OUT/images/ (resumable: complete files are skipped, partial ones redone)."""
     from dataclasses import asdict
 
-    from cxrlab.datasets.nih_archives import extract_folder
+    from cxrlab.datasets.nih_extract import extract_folder
 
     summary = extract_folder(folder, out, progress=not json_out)
     if json_out:
@@ -106,13 +106,11 @@ def index(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary and problems as JSON.")] = False,
 ) -> None:
     """Index the label files: one images row per entry, NLP labels and boxes as findings, problems named."""
-    from cxrlab.datasets.nih import REPORT_FILE, index_nih, write_index
+    from cxrlab.datasets.nih import index_nih
 
     result = index_nih(folder, entry=entry, images_dir=images)
-    write_index(result, out)
-    summary = result.summary()
-    report = out / REPORT_FILE
-    warnings = [p for p in result.problems if p.severity == "warning"]
+    result.write(out)
+    summary = result.report()
     if json_out:
         print_json(summary)
     else:
@@ -121,23 +119,9 @@ def index(
             f"Indexed {summary['images']:,} images of {summary['patients']:,} patients ({splits}), "
             f"{sum(summary['labels'].values()):,} image labels, {summary['boxes']:,} boxes on "
             f"{summary['images_with_boxes']:,} images [dim](revision {result.revision}: "
-            f"{summary['sources']['entry']})[/dim] -> {out}"
+            f"{escape(summary['sources']['entry'])})[/dim] -> {escape(str(out))}"
         )
-        if result.problems:
-            rows = [
-                (
-                    p.file,
-                    p.kind if p.severity == "warning" else f"{p.kind} (note)",
-                    f"{p.count:,}",
-                    p.message,
-                    escape(", ".join(p.examples[:3])),
-                )
-                for p in result.problems
-            ]
-            columns = ("file", "problem", "count", "what happened", "examples")
-            console.print(folded_table("Problems found (nothing dropped silently)", columns, rows))
-        else:
-            console.print("No problems found.")
-        err_console.print(f"report: {report}", markup=False)
-    if strict and warnings:
+        console.print(problems_table(result.problems) if result.problems else "No problems found.")
+        err_console.print(f"report: {out / result.report_file}", markup=False)
+    if strict and result.warnings():
         raise typer.Exit(code=1)

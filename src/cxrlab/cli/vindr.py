@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from cxrlab.cli.common import TablesOut, console, err_console, folded_table, new_app, print_json
+from cxrlab.cli.common import TablesOut, console, err_console, new_app, print_json, problems_table
 
 app = new_app("VinDr-CXR: index the PhysioNet or VinBigData-challenge release (DICOMs optional).")
 
@@ -29,8 +30,7 @@ def index(
     json_out: Annotated[bool, typer.Option("--json", help="Print the index report as JSON.")] = False,
 ) -> None:
     """Read labels and DICOM headers, report every inconsistency and the rule applied, write the tables."""
-    from cxrlab.datasets.vindr import index_vindr, write_report
-    from cxrlab.tables import save_tables
+    from cxrlab.datasets.vindr import index_vindr
 
     result = index_vindr(
         folder,
@@ -39,25 +39,21 @@ def index(
         workers=workers or None,
         progress=not json_out,
     )
-    save_tables(out, result.images, result.findings)
-    write_report(result, out)
+    result.write(out)
     report = result.report()
     if json_out:
         print_json(report)
         return
-    per_split = ", ".join(f"{k} {v}" for k, v in report["images_per_split"].items())
+    per_split = ", ".join(f"{k} {v}" for k, v in report["splits"].items())
     console.print(
         f"Indexed {report['images']} images ({per_split})"
         f", {report['findings']} findings, {report['boxes']} boxes, {report['readers']} readers "
-        f"[dim]({result.layout} layout)[/dim] -> {out}"
+        f"[dim]({result.layout} layout)[/dim] -> {escape(str(out))}"
     )
     for note in result.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
-    if result.issues:
-        rows = [(i.kind, str(i.count), i.rule, i.examples[0] if i.examples else "") for i in result.issues]
-        console.print(
-            folded_table("Inconsistencies and the rule applied", ("issue", "count", "rule", "example"), rows)
-        )
-        err_console.print(f"all examples: {out / 'vindr_index_report.json'}")
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    if result.problems:
+        console.print(problems_table(result.problems, "Inconsistencies and the rule applied"))
+        err_console.print(f"all examples: {out / result.report_file}", markup=False)
     else:
         console.print("No inconsistencies found.")

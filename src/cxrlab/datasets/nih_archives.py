@@ -9,19 +9,14 @@ proves the archive intact), so a good archive costs one read at hashing speed; `
 in a second thread during the same pass (zlib and hashlib release the GIL); inflating costs more CPU than
 hashing, so that pass runs at inflate speed.
 
-Extraction streams each archive with :mod:`tarfile` (``r|*``: gzip, or a plain tar kept under the name),
-writes every PNG to ``name.part`` and renames it when complete; a re-run skips files already present with the
-member's size, redoes the rest, and skips whole archives whose members are all present (a small
-``.cxrlab-extract/<archive>.json`` records them).
+Extraction (:mod:`cxrlab.datasets.nih_extract`) streams each archive through the same checks and gives
+its PNGs their final names only once the whole archive has proved sound.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-import shutil
 import tarfile
 import time
 import zlib
@@ -31,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cxrlab.atomic import atomic_path, write_text_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.progress import maybe_progress
 
@@ -56,7 +50,6 @@ saves them."""
 CHUNK = 8 << 20  # 8 MiB reads: large enough that hashlib/zlib run at full speed, small enough for memory
 BLOCK = tarfile.BLOCKSIZE
 _MD5_LINE = re.compile(r"^\s*([0-9a-fA-F]{32})\s+\*?(.+?)\s*$")
-_STATE_DIR = ".cxrlab-extract"
 
 
 # ----------------------------------------------------------------------------------------------- verify
@@ -95,13 +88,21 @@ def read_md5_file(path: str | Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise CxrlabError(f"{path}: cannot be read ({exc})") from None
     out: dict[str, str] = {}
+    seen: dict[str, tuple[int, str]] = {}  # archive_key -> (line, md5): one archive, one MD5
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _MD5_LINE.match(line)
         if not m:
             raise CxrlabError(f"{path}: line {number} is not '<32 hex digits>  <file name>': {line[:60]!r}")
-        out[PurePosixPath(m.group(2)).name] = m.group(1).lower()
+        name, md5 = PurePosixPath(m.group(2)).name, m.group(1).lower()
+        earlier = seen.setdefault(archive_key(name), (number, md5))
+        if earlier[1] != md5:
+            raise CxrlabError(
+                f"{path}: two different MD5s for {archive_key(name)} (line {earlier[0]}: {earlier[1]}, "
+                f"line {number}: {md5}); keep the one that belongs to your download"
+            )
+        out[name] = md5
     if not out:
         raise CxrlabError(f"{path}: no MD5 lines")
     return out
@@ -336,7 +337,7 @@ def verify_archive(
         check.reasons.extend(checker.finish())
         check.members = checker.walker.members
     elif expected_md5 is None:
-        check.reasons.append("no MD5 to compare with and the structure was not checked (--check md5)")
+        check.reasons.append("no MD5 to compare with and the structure was not checked (check mode md5)")
     check.ok = not check.reasons
     check.seconds = time.perf_counter() - t0
     return check
@@ -379,148 +380,24 @@ def checks_to_json(checks: list[ArchiveCheck]) -> dict[str, object]:
     }
 
 
-# ---------------------------------------------------------------------------------------------- extract
-@dataclass
-class ExtractSummary:
-    archives: int = 0
-    archives_skipped: int = 0
-    written: int = 0
-    skipped: int = 0
-    redone: int = 0
-    ignored: list[str] = field(default_factory=list)
-    bytes_written: int = 0
+_MOVED = ("ExtractSummary", "extract_archive", "extract_folder")
 
 
-def _safe_member_name(name: str) -> str | None:
-    """``images/<file>`` -> ``<file>``; None for anything else (other folders, traversal, absolute)."""
-    p = PurePosixPath(name)
-    parts = [x for x in p.parts if x not in ("", ".")]
-    if p.is_absolute() or ".." in parts or len(parts) != 2 or parts[0] != "images":
-        return None
-    return parts[1]
+def __getattr__(name: str) -> Any:
+    """Extraction moved to :mod:`cxrlab.datasets.nih_extract`; its names stay importable from here."""
+    if name in _MOVED:
+        from cxrlab.datasets import nih_extract
+
+        return getattr(nih_extract, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _archive_state(out: Path, archive: Path) -> Path:
-    return out / _STATE_DIR / f"{archive.name}.json"
-
-
-def _already_complete(out: Path, archive: Path) -> bool:
-    state = _archive_state(out, archive)
-    try:
-        data = json.loads(state.read_text())
-    except (OSError, ValueError):
-        return False
-    st = archive.stat()
-    if data.get("archive_size") != st.st_size or data.get("archive_mtime") != int(st.st_mtime):
-        return False
-    images = out / "images"
-    for name, size in data.get("members", {}).items():
-        try:
-            if (images / name).stat().st_size != size:
-                return False
-        except OSError:
-            return False
-    return True
-
-
-def _write_state(out: Path, archive: Path, members: dict[str, int]) -> None:
-    state = _archive_state(out, archive)
-    st = archive.stat()
-    text = json.dumps({"archive_size": st.st_size, "archive_mtime": int(st.st_mtime), "members": members})
-    write_text_atomic(state, text, temp_name=state.name + ".part")
-
-
-class _CountingReader:
-    """A read-only file wrapper reporting the bytes read (tarfile's stream mode only calls ``read``)."""
-
-    def __init__(self, raw: Any, on_bytes: Callable[[int], None] | None) -> None:
-        self.raw = raw
-        self.on_bytes = on_bytes
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        if self.on_bytes and data:
-            self.on_bytes(len(data))
-        return data
-
-
-def extract_archive(
-    archive: str | Path,
-    out: str | Path,
-    summary: ExtractSummary,
-    *,
-    on_bytes: Callable[[int], None] | None = None,
-) -> None:
-    """Stream one archive into ``out/images/``: regular files under ``images/`` only, each via ``.part``.
-
-    ``on_bytes`` is called with the number of compressed bytes read, for a progress bar over the archives.
-    """
-    archive, out = Path(archive), Path(out)
-    images = out / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    summary.archives += 1
-    if _already_complete(out, archive):
-        summary.archives_skipped += 1
-        if on_bytes:
-            on_bytes(archive.stat().st_size)
-        return
-    members: dict[str, int] = {}
-    try:
-        with (
-            open(archive, "rb") as raw,
-            tarfile.open(fileobj=_CountingReader(raw, on_bytes), mode="r|*", bufsize=1 << 20) as tar,
-        ):
-            for member in tar:
-                name = _safe_member_name(member.name)
-                if member.isdir() and member.name.strip("/") in ("images", "./images"):
-                    continue
-                if name is None or not member.isfile():
-                    summary.ignored.append(f"{archive.name}:{member.name}")
-                    continue
-                dest = images / name
-                try:
-                    complete = dest.stat().st_size == member.size
-                    existed = True
-                except OSError:
-                    complete, existed = False, False
-                if complete:
-                    summary.skipped += 1
-                else:
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    with atomic_path(dest, temp_name=dest.name + ".part") as part, open(part, "wb") as fh:
-                        shutil.copyfileobj(src, fh, length=1 << 20)
-                    os.utime(dest, (member.mtime, member.mtime))
-                    summary.written += 1
-                    summary.redone += existed
-                    summary.bytes_written += member.size
-                members[name] = member.size
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise CxrlabError(
-            f"{archive}: extraction stopped ({exc}); run `cxrlab nih verify` on the folder, then re-run "
-            "extract (finished files are kept)"
-        ) from None
-    _write_state(out, archive, members)
-
-
-def extract_folder(folder: str | Path, out: str | Path, *, progress: bool = False) -> ExtractSummary:
-    """Extract every ``images_NNN.tar.gz`` of ``folder`` into ``out/images/`` (resumable)."""
-    folder, out = Path(folder), Path(out)
-    if not folder.is_dir():
-        raise CxrlabError(f"{folder}: no such folder")
-    archives = sorted(
-        (p for p in folder.iterdir() if ARCHIVE_PATTERN.match(p.name)),
-        key=lambda p: (archive_key(p.name), p.name),
-    )
-    if not archives:
-        raise CxrlabError(f"{folder}: no images_NNN.tar.gz archive")
-    summary = ExtractSummary()
-    total = sum(p.stat().st_size for p in archives)
-    with maybe_progress(progress, bytes_=True) as bar:
-        task = bar.add_task("extracting", total=total) if bar is not None else None
-        for archive in archives:
-            if bar is not None and task is not None:
-                bar.update(task, description=archive.name)
-            step = (lambda n: bar.advance(task, n)) if bar is not None and task is not None else None
-            extract_archive(archive, out, summary, on_bytes=step)
-    return summary
+__all__ = [
+    "PUBLISHED_MD5",
+    "ArchiveCheck",
+    "archive_key",
+    "checks_to_json",
+    "read_md5_file",
+    "verify_archive",
+    "verify_folder",
+]

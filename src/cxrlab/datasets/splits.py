@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cxrlab.atomic import atomic_paths
 from cxrlab.errors import CxrlabError, UsageError
-from cxrlab.tables import FINDINGS_FILE, IMAGES_FILE, load_tables, write_parquet
-
-MAX_EXAMPLES = 5
+from cxrlab.problems import MAX_EXAMPLES
+from cxrlab.tables import FINDINGS_FILE, IMAGES_FILE, load_tables
 
 
 @dataclass
@@ -109,11 +109,10 @@ def stratified_patient_split(
     broken by the demand for images, then by the largest remaining demand for the label. Patients without
     any label are placed last by image counts alone.
     """
+    check_fractions(fractions)
     names = list(fractions)
     frac = np.array([fractions[n] for n in names], dtype=float)
-    if (frac < 0).any() or frac.sum() <= 0:
-        raise UsageError("split fractions must be non-negative and not all zero")
-    frac = frac / frac.sum()
+    frac = frac / frac.sum()  # removes the rounding that check_fractions tolerates
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(table))
     counts = table.to_numpy(dtype=np.float64)[order]
@@ -139,15 +138,38 @@ def parse_fractions(fractions: str, names: str) -> dict[str, float]:
     try:
         values = [float(x) for x in fractions.split(",")]
     except ValueError:
-        raise UsageError(f"--fractions '{fractions}': expected numbers separated by commas") from None
+        raise UsageError(f"fractions '{fractions}': expected numbers separated by commas") from None
     labels = [n.strip() for n in names.split(",") if n.strip()]
     if len(values) != len(labels):
         raise UsageError(f"{len(values)} fraction(s) for {len(labels)} split name(s) ({names})")
     if len(set(labels)) != len(labels):
         raise UsageError(f"split names repeat: {names}")
-    if any(v < 0 for v in values) or sum(values) <= 0:
-        raise UsageError(f"--fractions '{fractions}': must be non-negative and sum to more than 0")
-    return dict(zip(labels, values, strict=True))
+    out = dict(zip(labels, values, strict=True))
+    check_fractions(out)
+    return out
+
+
+FRACTION_TOLERANCE = 0.005
+"""How far the fractions' sum may be from 1: room for ``0.333,0.333,0.334``-style rounding, none for
+``0.7,0.7,0.2``."""
+
+
+def check_fractions(fractions: dict[str, float]) -> None:
+    """Each fraction a finite number in [0, 1] and their sum 1 (within :data:`FRACTION_TOLERANCE`).
+
+    A sum other than 1 is refused rather than rescaled: ``0.5,0.1,0.2`` silently becoming 62.5/12.5/25 % is
+    not what its writer meant.
+    """
+    shown = ",".join(f"{v:g}" for v in fractions.values())
+    if not fractions:
+        raise UsageError("fractions: none given")
+    if any(not np.isfinite(v) or v < 0 or v > 1 for v in fractions.values()):
+        raise UsageError(f"fractions {shown}: each must be a number between 0 and 1")
+    total = float(sum(fractions.values()))
+    if abs(total - 1.0) > FRACTION_TOLERANCE:
+        raise UsageError(
+            f"fractions {shown} sum to {total:g}, not 1: give shares of the whole that add up to 1"
+        )
 
 
 def make_splits(
@@ -201,14 +223,17 @@ def label_balance(images: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_split_tables(source: str | Path, out: str | Path, images: pd.DataFrame) -> Path:
-    """Write the re-split images table and a copy of the findings into ``out`` (each file atomically).
+    """Write the re-split images table and a copy of the findings into ``out`` (both or neither).
 
     ``out`` equal to ``source`` replaces the images table in place, atomically; otherwise the source
     folder is left untouched.
     """
     source, out = Path(source), Path(out)
-    tables = load_tables(source, validate=False)
-    write_parquet(images, out / IMAGES_FILE)
-    if source.resolve() != out.resolve():
-        write_parquet(tables.findings, out / FINDINGS_FILE)
+    in_place = out.exists() and source.resolve() == out.resolve()
+    findings = None if in_place else load_tables(source, validate=False).findings
+    targets = [out / IMAGES_FILE] + ([] if findings is None else [out / FINDINGS_FILE])
+    with atomic_paths(targets) as temps:
+        images.to_parquet(temps[0], index=False, write_page_checksum=True)
+        if findings is not None:
+            findings.to_parquet(temps[1], index=False, write_page_checksum=True)
     return out
