@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -12,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from cxrlab.errors import ParameterError
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -66,3 +69,15 @@ def folded_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str
 def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code=code)
+
+
+@contextmanager
+def flags(**names: str) -> Iterator[None]:
+    """Name the command's flags in the library's parameter errors: ``with flags(iou="--iou"): ...``."""
+    try:
+        yield
+    except ParameterError as exc:
+        flag = names.get(exc.parameter)
+        if flag is None:
+            raise
+        raise exc.for_flag(flag) from None

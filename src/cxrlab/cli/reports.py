@@ -11,8 +11,8 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from cxrlab.atomic import atomic_path
-from cxrlab.cli.common import console, new_app, print_json
+from cxrlab.atomic import atomic_path, refuse_inputs
+from cxrlab.cli.common import console, flags, new_app, print_json
 from cxrlab.errors import UsageError
 
 app = new_app("Label free-text radiology reports: findings, negation, uncertainty.")
@@ -105,6 +105,10 @@ def label(
     from cxrlab.reports.reading import read_reports
 
     check_output_suffix(out)
+    with flags(out="--out"):
+        refuse_inputs(out, [source, phrases, rules])
+    if out.is_dir():
+        raise UsageError(f"{out}: is a folder; the output is a table file (.csv, .tsv or .parquet)")
     reports = read_reports(source, text_columns=text_col, id_column=id_col)
     labeler = ReportLabeler(labels.value, phrases=phrases, rules=rules, differential=differential.value)
     table = labeler.label_reports(

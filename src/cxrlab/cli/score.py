@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cxrlab.cli.common import console, err_console, new_app, print_json
+from cxrlab.cli.common import console, err_console, flags, new_app, print_json
 
 if TYPE_CHECKING:
     from cxrlab.metrics.scoring import Score
@@ -104,9 +104,16 @@ def score(
     """Score predictions against the truth tables; invalid predictions: one line per problem, exit 1."""
     from cxrlab.metrics.scoring import score as run_score
 
-    result = run_score(truth, pred, metric=metric, truth_reader=truth_reader, pred_reader=pred_reader,
-                       split=split, allow_missing=allow_missing, iou_threshold=iou, n_boot=bootstrap,
-                       seed=seed, threshold=threshold)  # fmt: skip
+    with flags(
+        iou_threshold="--iou",
+        n_boot="--bootstrap",
+        threshold="--threshold",
+        truth_reader="--truth-reader",
+        pred_reader="--pred-reader",
+    ):
+        result = run_score(truth, pred, metric=metric, truth_reader=truth_reader, pred_reader=pred_reader,
+                           split=split, allow_missing=allow_missing, iou_threshold=iou, n_boot=bootstrap,
+                           seed=seed, threshold=threshold)  # fmt: skip
     if json:
         print_json(result.to_json())
     else:
@@ -133,7 +140,8 @@ def make(
     """Write a valid challenge submission: a row per image, '14 1 0 0 1 1' where nothing is predicted."""
     from cxrlab.metrics.submission import make_submission_file
 
-    counts = make_submission_file(pred, out, images=images, split=split, reader=reader)
+    with flags(reader="--reader", out="--out"):
+        counts = make_submission_file(pred, out, images=images, split=split, reader=reader)
     if json:
         print_json(counts)
     else:

@@ -29,6 +29,7 @@ from scipy.optimize import linear_sum_assignment
 from cxrlab.boxes import box_iou
 from cxrlab.errors import CxrlabError
 from cxrlab.labels.consensus import CONSENSUS
+from cxrlab.params import check_iou
 from cxrlab.tables import BOX_COLUMNS, conform_findings
 
 
@@ -120,6 +121,7 @@ def _nan_to_none(x: float) -> float | None:
 
 def agreement(findings: pd.DataFrame, *, iou: float = 0.4) -> Agreement:
     """Presence kappa and pairwise box agreement of the human readers (module docstring)."""
+    check_iou(iou)
     f = conform_findings(findings)
     f = f[(f["reader"] != CONSENSUS) & (f["score"] >= 1.0)]
     if f.empty:

@@ -37,6 +37,7 @@ import pandas as pd
 
 from cxrlab.boxes import box_iou
 from cxrlab.errors import UsageError
+from cxrlab.params import check_count, check_iou
 from cxrlab.tables import BOX_COLUMNS, CONSENSUS, FINDING_COLUMNS, conform_findings
 from cxrlab.taxonomy import NO_FINDING
 
@@ -140,10 +141,8 @@ def consensus(
     """Replace the ``consensus`` reader of every image that has human readers (module docstring)."""
     if method not in METHODS:
         raise UsageError(f"unknown consensus method '{method}'; choose from {', '.join(METHODS)}")
-    if not 0 < iou < 1:
-        raise UsageError(f"--iou must be between 0 and 1 (got {iou})")
-    if min_readers < 1:
-        raise UsageError(f"--min-readers must be at least 1 (got {min_readers})")
+    check_iou(iou)
+    check_count(min_readers, "min_readers", minimum=1)
     findings = conform_findings(findings)
     is_cons = (findings["reader"] == CONSENSUS).to_numpy()
     human = findings[~is_cons]

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from cxrlab.errors import CxrlabError
+from cxrlab.errors import CxrlabError, ParameterError
+from cxrlab.params import check_count, check_probability
 
 _CHUNK = 100  # resamples per block: bounds memory and keeps results independent of the block size
 
@@ -188,6 +189,10 @@ def classification_metrics(
 
     ``y_true`` and ``y_score`` are (N images, L labels). ``n_boot=0`` skips the intervals (NaN bounds).
     """
+    check_count(n_boot, "n_boot")
+    check_probability(threshold, "threshold")
+    if not 0 < ci < 1:
+        raise ParameterError("ci", f"must be between 0 and 1, exclusive (got {ci})")
     y_true, y_score = _check(y_true, y_score)
     n, n_labels = y_true.shape
     labels = list(labels) if labels is not None else [f"label_{j}" for j in range(n_labels)]

@@ -38,7 +38,8 @@ from cxrlab.metrics.submission import (
     read_prediction_table,
     read_submission,
 )
-from cxrlab.tables import BOX_COLUMNS, CONSENSUS, Tables, load_tables
+from cxrlab.params import check_count, check_iou, check_probability
+from cxrlab.tables import BOX_COLUMNS, Tables, load_tables, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
 Metric = Literal["map40", "auroc", "iobb"]
@@ -75,25 +76,13 @@ def select_truth(
             splits = sorted(tables.images["split"].dropna().unique())
             raise UsageError(f"no image of split '{split}' in the truth tables (splits: {', '.join(splits)})")
     findings = tables.findings[tables.findings["image_id"].isin(images["image_id"])]
-    readers = sorted(findings["reader"].dropna().unique())
-    if reader is not None:
-        if reader not in readers:
-            raise UsageError(f"no truth rows by reader '{reader}'; readers: {', '.join(readers) or 'none'}")
-        chosen = reader
-    elif any_reader:
-        chosen = "any reader"
-    elif CONSENSUS in readers:
-        chosen = CONSENSUS
-    elif len(readers) == 1:
-        chosen = readers[0]
-    else:
-        shown = ", ".join(readers[:10]) + (" ..." if len(readers) > 10 else "")
-        raise UsageError(
-            f"the truth has {len(readers)} readers ({shown}) and no '{CONSENSUS}': choose one with "
-            "--truth-reader (or build a consensus first)"
-        )
-    if chosen != "any reader":
-        findings = findings[findings["reader"] == chosen]
+    findings, chosen = select_readers(
+        findings,
+        reader,
+        default="all" if any_reader else "consensus-or-only",
+        where="the truth tables",
+        parameter="truth_reader",
+    )
     scored = images[images["image_id"].isin(findings["image_id"])]
     notes = []
     if len(scored) < len(images):
@@ -145,17 +134,10 @@ def load_predictions(
         findings = preds.drop(columns="class_id").assign(reader="submission")
         source: Literal["submission", "findings"] = "submission"
     else:
-        findings = read_prediction_table(path)
-        readers = sorted(findings["reader"].dropna().unique())
-        if pred_reader is not None:
-            if pred_reader not in readers:
-                raise UsageError(
-                    f"{path}: no prediction rows by '{pred_reader}'; readers: {', '.join(readers)}"
-                )
-            findings = findings[findings["reader"] == pred_reader].reset_index(drop=True)
-        elif len(readers) > 1:
-            raise UsageError(f"{path}: predictions by {len(readers)} readers ({', '.join(readers[:10])}): "
-                             "choose one with --pred-reader")  # fmt: skip
+        findings, _ = select_readers(
+            read_prediction_table(path), pred_reader, default="only", where=str(path), parameter="pred_reader"
+        )
+        findings = findings.reset_index(drop=True)
         problems = check_predictions(findings, where=[f"row {i + 1}" for i in range(len(findings))],
                                      images=all_images)  # fmt: skip
         dup_cols = ["image_id", "label", *BOX_COLUMNS, "score"]
@@ -378,6 +360,9 @@ def score(
     """Load the truth tables and the predictions, check them, and compute ``metric``."""
     if metric not in METRICS:
         raise UsageError(f"unknown metric '{metric}'; choose from {', '.join(METRICS)}")
+    check_iou(iou_threshold, "iou_threshold")  # usage before data: checked again where they are used
+    check_count(n_boot, "n_boot")
+    check_probability(threshold, "threshold")
     tables = load_tables(truth_path)
     truth = select_truth(tables, reader=truth_reader, split=split, any_reader=metric == "auroc")
     preds = load_predictions(pred_path, truth=truth, all_images=tables.images, pred_reader=pred_reader,

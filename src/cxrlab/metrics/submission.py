@@ -20,7 +20,7 @@ import pandas as pd
 
 from cxrlab.atomic import atomic_path
 from cxrlab.errors import CxrlabError, UsageError
-from cxrlab.tables import conform_findings, load_tables, read_parquet
+from cxrlab.tables import conform_findings, load_tables, read_parquet, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
 HEADER = ("image_id", "PredictionString")
@@ -325,17 +325,6 @@ def read_prediction_table(path: str | Path) -> pd.DataFrame:
         raise CxrlabError(f"{path}: not a readable findings CSV ({exc})") from None
 
 
-def _one_reader(findings: pd.DataFrame, reader: str | None, path: Path) -> pd.DataFrame:
-    readers = sorted(findings["reader"].dropna().unique())
-    if reader is not None:
-        if reader not in readers:
-            raise UsageError(f"{path}: no rows by reader '{reader}'; readers: {', '.join(readers) or 'none'}")
-        return findings[findings["reader"] == reader]
-    if len(readers) > 1:
-        raise UsageError(f"{path}: rows by {len(readers)} readers ({', '.join(readers[:10])}): choose one")
-    return findings
-
-
 def make_submission_file(
     pred: str | Path,
     out: str | Path,
@@ -347,7 +336,7 @@ def make_submission_file(
     """:func:`make_submission` from files: ``pred`` a findings table or tables folder, ``images`` a tables
     folder whose images (of ``split``) each get a row. Returns the counts."""
     pred = Path(pred)
-    findings = _one_reader(read_prediction_table(pred), reader, pred)
+    findings, _ = select_readers(read_prediction_table(pred), reader, default="only", where=str(pred))
     image_table = None
     if images is not None:
         image_table = load_tables(images, validate=False).images
