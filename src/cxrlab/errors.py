@@ -28,10 +28,10 @@ class ParameterError(UsageError):
     the same sentence with the command's flag ("--iou must be ...").
     """
 
-    def __init__(self, parameter: str, problem: str) -> None:
-        super().__init__(f"{parameter} {problem}")
+    def __init__(self, parameter: str, problem: str, *, exit_code: int | None = None) -> None:
+        super().__init__(f"{parameter} {problem}", exit_code=exit_code)
         self.parameter = parameter
         self.problem = problem
 
     def for_flag(self, flag: str) -> UsageError:
-        return UsageError(f"{flag} {self.problem}")
+        return UsageError(f"{flag} {self.problem}", exit_code=self.exit_code)

@@ -81,3 +81,10 @@ def flags(**names: str) -> Iterator[None]:
         if flag is None:
             raise
         raise exc.for_flag(flag) from None
+
+
+def table_inputs(folder: Path) -> list[Path]:
+    """A tables folder and its two files: what a command reading it must never write over."""
+    from cxrlab.tables import FINDINGS_FILE, IMAGES_FILE
+
+    return [folder, folder / IMAGES_FILE, folder / FINDINGS_FILE]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cxrlab.cli.common import console, flags, print_json
+from cxrlab.cli.common import console, flags, print_json, table_inputs
 
 
 def export_cmd(
@@ -43,7 +43,14 @@ def export_cmd(
     t = load_tables(tables)
     with flags(out="--out", converted="--images", readers="--reader"):
         result = export(
-            t.images, t.findings, fmt, out, converted=images, readers=reader, force=force, inputs=[tables]
+            t.images,
+            t.findings,
+            fmt,
+            out,
+            converted=images,
+            readers=reader,
+            force=force,
+            inputs=table_inputs(tables),
         )
     if json_out:
         print_json(

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cxrlab.atomic import output_folder
-from cxrlab.cli.common import console, flags, new_app, print_json
+from cxrlab.cli.common import console, flags, new_app, print_json, table_inputs
 
 if TYPE_CHECKING:
     from cxrlab.labels.agreement import Agreement
@@ -49,7 +49,7 @@ def consensus_cmd(
             t.images, t.findings, method=method, iou=iou, min_readers=min_readers, keep_minority=keep_minority
         )
     settings = {"command": "labels consensus", "method": method, "iou": iou, "min_readers": min_readers}
-    with flags(out="--out"), output_folder(out, settings, inputs=[tables], force=force) as folder:
+    with flags(out="--out"), output_folder(out, settings, inputs=table_inputs(tables), force=force) as folder:
         save_tables(folder.work, t.images, result.findings)
     if json_out:
         print_json(result.stats)

@@ -93,7 +93,11 @@ def score(
         str | None, typer.Option(help="Score only the images of this split (e.g. test).")
     ] = None,
     allow_missing: Annotated[
-        bool, typer.Option(help="Score images without predictions as predicting nothing, instead of failing.")
+        bool,
+        typer.Option(
+            help="Score images without predictions as predicting nothing, and (auroc) a missing "
+            "(image, label) score as 0 and several by their maximum, instead of failing."
+        ),
     ] = False,
     iou: Annotated[float, typer.Option(help="IoU threshold of map40 (the challenge: IoU > 0.4).")] = 0.4,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the auroc CIs (0: none).")] = 1000,
@@ -110,6 +114,7 @@ def score(
         threshold="--threshold",
         truth_reader="--truth-reader",
         pred_reader="--pred-reader",
+        allow_missing="--allow-missing",
     ):
         result = run_score(truth, pred, metric=metric, truth_reader=truth_reader, pred_reader=pred_reader,
                            split=split, allow_missing=allow_missing, iou_threshold=iou, n_boot=bootstrap,

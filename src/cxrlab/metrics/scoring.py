@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError, UsageError
 from cxrlab.metrics.classification import classification_metrics
 from cxrlab.metrics.detection import CHESTXRAY8_THRESHOLDS, average_precision, localization_accuracy
 from cxrlab.metrics.submission import (
@@ -98,6 +98,7 @@ class Predictions:
     """image_id, reader, label, the box columns (NaN: image-level), score."""
     source: Literal["submission", "findings"]
     notes: list[str] = field(default_factory=list)
+    path: str = "the predictions"
 
 
 def is_submission(path: str | Path) -> bool:
@@ -164,7 +165,7 @@ def load_predictions(
             f"{n_out} prediction(s) on images outside the scored set (other split or no truth): ignored"
         )
     findings = findings[inside].reset_index(drop=True)
-    return Predictions(findings, source, notes)
+    return Predictions(findings, source, notes, str(path))
 
 
 @dataclass
@@ -258,8 +259,16 @@ def score_map(truth: Truth, preds: Predictions, *, iou_threshold: float = 0.4) -
                  {"iou_threshold": iou_threshold, "images": len(truth.images)})  # fmt: skip
 
 
-def image_level(truth: Truth, preds: Predictions) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """(N, L) presence and max score per truth image and predicted label; labels; notes."""
+def image_level(
+    truth: Truth, preds: Predictions, *, allow_missing: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(N, L) presence and max score per truth image and predicted label; labels; notes.
+
+    Image-level predictions (rows without a box) must give each (image, label) exactly one score: a missing
+    one scored 0 would count as a confident negative (AUROC 0.875 became 0.375). With ``allow_missing`` a
+    missing pair scores 0 and duplicates their maximum, and a note says how many. Box predictions (a
+    detector's) give each label the best box's score, and no box means 0, as detectors are scored.
+    """
     ids = truth.images["image_id"].astype(str).tolist()
     labels = sorted(set(preds.findings["label"].dropna().astype(str)) - {NO_FINDING})
     if not labels:
@@ -273,22 +282,57 @@ def image_level(truth: Truth, preds: Predictions) -> tuple[np.ndarray, np.ndarra
     sel = tl.isin(col).to_numpy()
     y[tf["image_id"].astype(str)[sel].map(row).to_numpy(), tl[sel].map(col).to_numpy()] = 1
     pf = preds.findings[preds.findings["label"].astype(str).isin(col)]
+    notes = _check_pairs(pf, len(ids), len(labels), preds.path, allow_missing)
     best = pf.groupby([pf["image_id"].astype(str), pf["label"].astype(str)])["score"].max()
     r = best.index.get_level_values(0).map(row).to_numpy()
     c = best.index.get_level_values(1).map(col).to_numpy()
     s[r, c] = best.to_numpy()
-    notes = []
     unpredicted = sorted(set(tl) - set(labels) - {NO_FINDING})
     if unpredicted:
         notes.append(f"truth labels without predictions, not scored: {', '.join(unpredicted)}")
     return y, s, labels, notes
 
 
+def _check_pairs(pf: pd.DataFrame, n_images: int, n_labels: int, path: str, allow_missing: bool) -> list[str]:
+    """Missing and duplicate (image, label) scores of image-level predictions: an error, or notes."""
+    level = pf[pf[BOX_COLUMNS].isna().all(axis=1)]
+    if level.empty:
+        return [] if pf.empty else ["box predictions: a label without a box on an image scores 0 there"]
+    counts = level.groupby([level["image_id"].astype(str), level["label"].astype(str)]).size()
+    missing = n_images * n_labels - len(counts)
+    duplicated = counts[counts > 1]
+    if not missing and duplicated.empty:
+        return []
+    problems = []
+    if missing:
+        problems.append(f"{missing} (image, label) pair(s) have no score")
+    if len(duplicated):
+        (image_id, label), times = next(iter(duplicated.items())), int(duplicated.iloc[0])
+        problems.append(f"{len(duplicated)} have several (e.g. image {image_id}, {label}: {times} rows)")
+    if not allow_missing:
+        raise ParameterError(
+            "allow_missing",
+            f"is off and in {path} {'; '.join(problems)}: each image needs one score per label "
+            "(allowing them scores a missing pair 0 and several by their maximum)",
+            exit_code=1,
+        )
+    treated = ["missing ones scored 0"] * bool(missing) + ["several scores taken at their maximum"] * bool(
+        len(duplicated)
+    )
+    return [f"{'; '.join(problems)}: {', '.join(treated)}"]
+
+
 def score_auroc(
-    truth: Truth, preds: Predictions, *, n_boot: int = 1000, seed: int = 0, threshold: float = 0.5
+    truth: Truth,
+    preds: Predictions,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    threshold: float = 0.5,
+    allow_missing: bool = False,
 ) -> Score:
     """Per-label AUROC with bootstrap CIs (by patient where the images table has patient ids)."""
-    y, s, labels, notes = image_level(truth, preds)
+    y, s, labels, notes = image_level(truth, preds, allow_missing=allow_missing)
     pid = truth.images["patient_id"]
     patients = pid.to_numpy(dtype=object) if pid.notna().any() else None
     result = classification_metrics(y, s, labels=labels, patient_ids=patients, n_boot=n_boot, seed=seed,
@@ -370,7 +414,9 @@ def score(
     if metric == "map40":
         return score_map(truth, preds, iou_threshold=iou_threshold)
     if metric == "auroc":
-        return score_auroc(truth, preds, n_boot=n_boot, seed=seed, threshold=threshold)
+        return score_auroc(
+            truth, preds, n_boot=n_boot, seed=seed, threshold=threshold, allow_missing=allow_missing
+        )
     return score_iobb(truth, preds)
 
 
