@@ -106,8 +106,12 @@ def is_submission(path: str | Path) -> bool:
     path = Path(path)
     if not path.is_file() or path.suffix.lower() != ".csv":
         return False
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), [])
+    with path.open("rb") as fh:
+        first = fh.readline(4096).decode("utf-8-sig", errors="replace")
+    try:
+        header = next(csv.reader([first]), [])
+    except csv.Error:  # not CSV at all: read as a findings table, which says what is wrong with it
+        return False
     return tuple(c.strip() for c in header[:2]) == HEADER
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,67 +143,62 @@ def _fmt_box(box: np.ndarray) -> str:
     return " ".join(_fmt_number(v) for v in box)
 
 
-def read_submission(
-    path: str | Path,
-    *,
-    images: pd.DataFrame | None = None,
-    expected: Iterable[str] | None = None,
-) -> tuple[pd.DataFrame, list[Problem]]:
-    """Parse a submission CSV into one row per prediction, and list its problems.
+@contextmanager
+def _no_field_limit() -> Iterator[None]:
+    """Lift the csv module's field limit (128 KiB) while reading: a row of 20,000 boxes is about 700 KB.
 
-    ``images`` (an images table) enables the unknown-image and box-size checks; ``expected`` (image ids)
-    the missing-image check. Returns ``(predictions, problems)``; predictions have the columns
-    ``image_id, class_id, label, score, x_min, y_min, x_max, y_max`` (``label`` the challenge class name).
+    The limit is process-wide state, so the previous one is restored afterwards.
     """
-    path = Path(path)
-    problems: list[Problem] = []
+    previous = csv.field_size_limit()
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _read_rows(path: Path) -> list[list[str]]:
+    """The CSV's rows; an unreadable file or a CSV syntax error is a :class:`SubmissionError`."""
+    try:
+        with _no_field_limit(), path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            try:
+                rows = list(reader)
+            except csv.Error as exc:
+                raise SubmissionError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SubmissionError(f"{path}: cannot read the submission ({exc})") from None
     if not rows or tuple(c.strip() for c in rows[0][:2]) != HEADER:
-        found = ",".join(rows[0]) if rows else "an empty file"
+        found = ",".join(rows[0])[:200] if rows else "an empty file"
         raise SubmissionError(f"{path}: line 1: the header must be '{','.join(HEADER)}', found '{found}'")
-    records: list[np.ndarray] = []
-    owners: list[str] = []
-    lines: list[str] = []
-    first_line: dict[str, int] = {}
-    for line_no, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        where = f"line {line_no}"
-        if len(row) != 2:
-            problems.append(Problem(where, row[0] if row else None, f"{len(row)} fields, expected 2"))
-            continue
-        image_id, text = row[0].strip(), row[1]
-        if not image_id:
-            problems.append(Problem(where, None, "empty image_id"))
-            continue
-        if image_id in first_line:
-            problems.append(
-                Problem(
-                    where, image_id, f"duplicate row (the image's first row is line {first_line[image_id]})"
-                )
-            )
-            continue
-        first_line[image_id] = line_no
-        values, problem = parse_prediction_string(text)
-        if problem:
-            problems.append(Problem(where, image_id, problem))
-            continue
-        assert values is not None
-        cls = values[:, 0]
-        bad_cls = (cls != np.round(cls)) | (cls < 0) | (cls >= N_CLASSES) | ~_integer_tokens(text)
-        if bad_cls.any():
-            token = text.split()[6 * int(np.flatnonzero(bad_cls)[0])]
-            problems.append(
-                Problem(where, image_id, f"class id '{token}' is not an integer 0-{N_CLASSES - 1}")
-            )
-            continue
-        records.append(values)
-        owners.extend([image_id] * len(values))
-        lines.extend([where] * len(values))
+    return rows
+
+
+def _parse_row(row: list[str], where: str, first_line: dict[str, int]) -> tuple[str, np.ndarray] | Problem:
+    """One data row: its image id and (k, 6) predictions, or the problem with it."""
+    if len(row) != 2:
+        return Problem(where, row[0] if row else None, f"{len(row)} fields, expected 2")
+    image_id, text = row[0].strip(), row[1]
+    if not image_id:
+        return Problem(where, None, "empty image_id")
+    if image_id in first_line:
+        return Problem(
+            where, image_id, f"duplicate row (the image's first row is line {first_line[image_id]})"
+        )
+    first_line[image_id] = int(where.split()[1])
+    values, problem = parse_prediction_string(text)
+    if problem:
+        return Problem(where, image_id, problem)
+    assert values is not None
+    cls = values[:, 0]
+    bad_cls = (cls != np.round(cls)) | (cls < 0) | (cls >= N_CLASSES) | ~_integer_tokens(text)
+    if bad_cls.any():
+        token = text.split()[6 * int(np.flatnonzero(bad_cls)[0])]
+        return Problem(where, image_id, f"class id '{token}' is not an integer 0-{N_CLASSES - 1}")
+    return image_id, values
+
+
+def _prediction_frame(records: list[np.ndarray], owners: list[str]) -> pd.DataFrame:
     table = np.concatenate(records) if records else np.zeros((0, 6))
     preds = pd.DataFrame(
         {
@@ -215,6 +212,40 @@ def read_submission(
         }
     )
     preds.insert(2, "label", [VINDR_CHALLENGE.labels[c] for c in preds["class_id"]])
+    return preds
+
+
+def read_submission(
+    path: str | Path,
+    *,
+    images: pd.DataFrame | None = None,
+    expected: Iterable[str] | None = None,
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Parse a submission CSV into one row per prediction, and list its problems.
+
+    ``images`` (an images table) enables the unknown-image and box-size checks; ``expected`` (image ids)
+    the missing-image check. Returns ``(predictions, problems)``; predictions have the columns
+    ``image_id, class_id, label, score, x_min, y_min, x_max, y_max`` (``label`` the challenge class name).
+    """
+    path = Path(path)
+    rows = _read_rows(path)
+    problems: list[Problem] = []
+    records: list[np.ndarray] = []
+    owners: list[str] = []
+    lines: list[str] = []
+    first_line: dict[str, int] = {}
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        parsed = _parse_row(row, f"line {line_no}", first_line)
+        if isinstance(parsed, Problem):
+            problems.append(parsed)
+            continue
+        image_id, values = parsed
+        records.append(values)
+        owners.extend([image_id] * len(values))
+        lines.extend([f"line {line_no}"] * len(values))
+    preds = _prediction_frame(records, owners)
     problems += check_predictions(preds, where=lines, images=images)
     if expected is not None:
         missing = [i for i in expected if i not in first_line]
