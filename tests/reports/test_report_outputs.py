@@ -136,3 +136,20 @@ def test_output_errors_are_one_line_and_leave_nothing(
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 1 and len(lines) == 1 and "No space left on device" in lines[0]
     assert fingerprint(tmp_path) == before  # no partial file, no temporary
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_row_wider_than_the_header_is_an_error_not_an_index(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pandas made 20,000 extra commas a 20,000-level index (a minute), or dropped the extra fields."""
+    rng = random.Random(seed)
+    reps = _reports_csv(tmp_path / "reps.csv", rng)
+    lines = reps.read_text().splitlines()
+    row = rng.randrange(1, len(lines))
+    lines[row] += "," * rng.randint(1, 20_000)
+    reps.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli(
+        ["reports", "label", str(reps), "--out", str(tmp_path / "o.csv")], monkeypatch, capsys
+    )
+    assert code == 1 and f"{reps}: row {row + 1}:" in err and not (tmp_path / "o.csv").exists()

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
-import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.atomic import atomic_path
+from cxrlab.csvfiles import no_field_limit, strict_frame
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.tables import conform_findings, load_tables, read_parquet, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
@@ -143,24 +142,10 @@ def _fmt_box(box: np.ndarray) -> str:
     return " ".join(_fmt_number(v) for v in box)
 
 
-@contextmanager
-def _no_field_limit() -> Iterator[None]:
-    """Lift the csv module's field limit (128 KiB) while reading: a row of 20,000 boxes is about 700 KB.
-
-    The limit is process-wide state, so the previous one is restored afterwards.
-    """
-    previous = csv.field_size_limit()
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    try:
-        yield
-    finally:
-        csv.field_size_limit(previous)
-
-
 def _read_rows(path: Path) -> list[list[str]]:
     """The CSV's rows; an unreadable file or a CSV syntax error is a :class:`SubmissionError`."""
     try:
-        with _no_field_limit(), path.open(newline="", encoding="utf-8-sig") as fh:
+        with no_field_limit(), path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             try:
                 rows = list(reader)
@@ -348,12 +333,35 @@ def read_prediction_table(path: str | Path) -> pd.DataFrame:
         raise CxrlabError(f"{path}: no such prediction file")
     if path.suffix.lower() == ".parquet":
         return conform_findings(read_parquet(path))
+    return _findings_csv(path)
+
+
+def _findings_csv(path: Path) -> pd.DataFrame:
+    """A findings CSV read strictly (rows as wide as the header), numbers checked column by column.
+
+    Ids like VinDr's hex strings (or NIH's zero-padded names) stay text; an empty coordinate is NaN (an
+    image-level prediction).
+    """
     try:
-        # Ids like VinDr's hex strings (or NIH's zero-padded names) must stay text.
-        text_columns = {"image_id": str, "reader": str, "label": str}
-        return conform_findings(pd.read_csv(path, dtype=text_columns))
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise CxrlabError(f"{path}: not a readable findings CSV ({exc})") from None
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CxrlabError(f"{path}: not a UTF-8 findings CSV ({exc})") from None
+    frame = strict_frame(text, path)
+    for column in ("x_min", "y_min", "x_max", "y_max", "score"):
+        if column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column].str.strip().replace("", np.nan), errors="coerce")
+        bad = values.isna() & (frame[column].str.strip() != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise CxrlabError(
+                f"{path}: row {row + 2}, column {column}: {frame[column].iat[row]!r} is not a number"
+            )
+        frame[column] = values.astype(float)
+    try:
+        return conform_findings(frame)
+    except CxrlabError as exc:
+        raise CxrlabError(f"{path}: {exc}") from None
 
 
 def make_submission_file(

@@ -14,11 +14,11 @@ line reads like a report, not a header, is read as headerless (the CheXpert labe
 from __future__ import annotations
 
 import codecs
-import io
 from pathlib import Path
 
 import pandas as pd
 
+from cxrlab.csvfiles import strict_frame
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.reports.sections import SECTION_NAMES
 
@@ -102,16 +102,9 @@ def read_text_file(path: str | Path) -> str:
 
 
 def read_csv_text(path: str | Path, *, header: bool = True) -> pd.DataFrame:
-    """A CSV of strings (no NA guessing: an empty cell is ''), decoded like :func:`decode_bytes`."""
-    text = read_text_file(path)
-    try:
-        return pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, header=0 if header else None
-        ).fillna("")
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise CxrlabError(f"{path}: cannot read as CSV ({str(exc).splitlines()[0]})") from None
+    """A CSV of strings (no NA guessing: an empty cell is ''), decoded like :func:`decode_bytes`; a row
+    wider or narrower than the header is an error naming it (:func:`cxrlab.csvfiles.strict_frame`)."""
+    return strict_frame(read_text_file(path), path, header=header)
 
 
 def _looks_like_text(cell: str) -> bool:
