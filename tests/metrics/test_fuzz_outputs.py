@@ -103,23 +103,30 @@ class Workspace:
 
 
 COMMANDS = {
-    # name: (the input file mutated, the command ({case}: the case folder, {out}: the outputs), its output)
-    "score map": ("sub.csv", "score --truth {case}/tables --pred {case}/sub.csv", None),
-    "submission check": ("sub.csv", "submission check {case}/sub.csv --truth {case}/tables", None),
-    "score auroc": ("pred.csv", "score --truth {case}/tables --pred {case}/pred.csv --metric auroc --bootstrap 20",
-                    None),
-    "reports label csv": ("reports.csv", "reports label {case}/reports.csv --out {out}/labels.csv", "labels.csv"),
-    "reports label txt": ("report.txt", "reports label {case}/report.txt --out {out}/one.parquet", "one.parquet"),
-    "reports evaluate reports": ("openi.csv", "reports evaluate {case}/openi.csv {case}/gold.csv", None),
-    "reports evaluate gold": ("gold.csv", "reports evaluate {case}/openi.csv {case}/gold.csv", None),
-    "labels consensus": ("tables/findings.parquet", "labels consensus {case}/tables --out {out}/fused", "fused"),
-    "export yolo": ("tables/findings.parquet", "export {case}/tables --format yolo --out {out}/yolo", "yolo"),
-    "export vindr-csv": ("tables/images.parquet", "export {case}/tables --format vindr-csv --out {out}/csv", "csv"),
-}  # fmt: skip
+    # name: (the input file mutated, the command ({c}: the case folder, {o}: the outputs), its output)
+    "score map": ("sub.csv", "score --truth {c}/tables --pred {c}/sub.csv", None),
+    "submission check": ("sub.csv", "submission check {c}/sub.csv --truth {c}/tables", None),
+    "score auroc": (
+        "pred.csv",
+        "score --truth {c}/tables --pred {c}/pred.csv --metric auroc --bootstrap 20",
+        None,
+    ),
+    "reports label csv": ("reports.csv", "reports label {c}/reports.csv --out {o}/labels.csv", "labels.csv"),
+    "reports label txt": ("report.txt", "reports label {c}/report.txt --out {o}/one.parquet", "one.parquet"),
+    "reports evaluate reports": ("openi.csv", "reports evaluate {c}/openi.csv {c}/gold.csv", None),
+    "reports evaluate gold": ("gold.csv", "reports evaluate {c}/openi.csv {c}/gold.csv", None),
+    "labels consensus": ("tables/findings.parquet", "labels consensus {c}/tables --out {o}/fused", "fused"),
+    "export yolo": ("tables/findings.parquet", "export {c}/tables --format yolo --out {o}/yolo", "yolo"),
+    "export vindr-csv": (
+        "tables/images.parquet",
+        "export {c}/tables --format vindr-csv --out {o}/csv",
+        "csv",
+    ),
+}
 
 
 def _args(command: str, case: Path, out: Path) -> list[str]:
-    return [part.format(case=case, out=out) for part in command.split()]
+    return [part.format(c=case, o=out) for part in command.split()]
 
 
 def _state(path: Path | None) -> dict[str, str] | None:
