@@ -8,6 +8,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from cxrlab.errors import CxrlabError
 from cxrlab.metrics.classification import (
+    UndefinedMetricWarning,
     _auroc_auprc,
     _prepare,
     auprc,
@@ -56,10 +57,13 @@ def test_label_without_positives_is_undefined_not_half() -> None:
     y, s = _data(2)
     y[:, 1] = 0
     y[:, 2] = 1  # no negatives: AUROC undefined too, AUPRC defined
-    roc, pr = auroc(y, s), auprc(y, s)
+    with pytest.warns(UndefinedMetricWarning, match="column 1, column 2"):
+        roc, pr = auroc(y, s), auprc(y, s)
     assert np.isnan(roc[1]) and np.isnan(pr[1])
     assert np.isnan(roc[2]) and pr[2] == pytest.approx(1.0)
-    result = classification_metrics(y, s, n_boot=50)
+    names = ["a", "b", "c", "d", "e"]
+    with pytest.warns(UndefinedMetricWarning, match=r"AUROC undefined \(NaN\) for b, c:"):
+        result = classification_metrics(y, s, labels=names, n_boot=50)
     table = result.table
     assert np.isnan(table.loc[1, "auroc"]) and np.isnan(table.loc[1, "auroc_low"])
     macro = result.summary.set_index("label").loc["macro", "auroc"]

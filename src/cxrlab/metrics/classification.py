@@ -21,6 +21,7 @@ The macro mean of a resample averages the labels defined in it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -135,9 +136,27 @@ def _point(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.array([v[0][0] for v in values]), np.array([v[1][0] for v in values])
 
 
+class UndefinedMetricWarning(UserWarning):
+    """A metric without a value for some label (AUROC of a label without positives or negatives): NaN."""
+
+
+def warn_undefined(values: np.ndarray, labels: Sequence[str], what: str = "AUROC") -> None:
+    """Warn, naming the labels, where ``values`` is NaN: a library user would otherwise meet a silent NaN."""
+    missing = [str(labels[j]) for j in np.flatnonzero(np.isnan(values))]
+    if missing:
+        warnings.warn(
+            f"{what} undefined (NaN) for {', '.join(missing)}: no positive or no negative image",
+            UndefinedMetricWarning,
+            stacklevel=3,
+        )
+
+
 def auroc(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
-    """AUROC per column of (N, L) truth (0/1) and scores -> (L,), NaN where a column lacks either class."""
-    return _point(*_check(y_true, y_score))[0]
+    """AUROC per column of (N, L) truth (0/1) and scores -> (L,), NaN (with a warning) where a column lacks
+    either class."""
+    values = _point(*_check(y_true, y_score))[0]
+    warn_undefined(values, [f"column {j}" for j in range(len(values))])
+    return values
 
 
 def auprc(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
@@ -231,6 +250,7 @@ def classification_metrics(
     once = np.ones((n_units, 1))
     point = [_auroc_auprc(c, once) for c in columns]
     est_roc = np.array([p[0][0] for p in point])
+    warn_undefined(est_roc, labels)
     est_pr = np.array([p[1][0] for p in point])
     micro_roc, micro_pr = (v[0] for v in _auroc_auprc(micro_col, once))
 

@@ -18,6 +18,7 @@ Metrics:
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.errors import CxrlabError, ParameterError, UsageError
-from cxrlab.metrics.classification import classification_metrics
+from cxrlab.metrics.classification import UndefinedMetricWarning, classification_metrics
 from cxrlab.metrics.detection import CHESTXRAY8_THRESHOLDS, average_precision, localization_accuracy
 from cxrlab.metrics.submission import (
     HEADER,
@@ -339,8 +340,10 @@ def score_auroc(
     y, s, labels, notes = image_level(truth, preds, allow_missing=allow_missing)
     pid = truth.images["patient_id"]
     patients = pid.to_numpy(dtype=object) if pid.notna().any() else None
-    result = classification_metrics(y, s, labels=labels, patient_ids=patients, n_boot=n_boot, seed=seed,
-                                    threshold=threshold)  # fmt: skip
+    with warnings.catch_warnings():  # the undefined labels become a note below
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        result = classification_metrics(y, s, labels=labels, patient_ids=patients, n_boot=n_boot, seed=seed,
+                                        threshold=threshold)  # fmt: skip
     undefined = result.table.loc[result.table["positives"] == 0, "label"].tolist()
     if undefined:
         notes.append(f"no positive image for {', '.join(undefined)}: AUROC undefined (n/a), not 0.5")

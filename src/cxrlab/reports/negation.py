@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from cxrlab.reports.patterns import CompiledPhrases, PhraseFileError, compile_phrases, read_phrase_file
+from cxrlab.reports.patterns import (
+    CompiledPhrases,
+    PhraseFileError,
+    checked_phrase,
+    compile_phrases,
+    read_phrase_file,
+)
 
 POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 
@@ -96,7 +102,7 @@ class Rules:
                 w = None if window is None else int(window)
             except ValueError:
                 raise PhraseFileError(f"{name}, line {line.line}: window must be an integer") from None
-            roles.setdefault(line.phrase, []).append(Role(line.section, w))
+            roles.setdefault(checked_phrase(line.phrase, name, line.line), []).append(Role(line.section, w))
         return cls(compile_phrases([(p, tuple(r)) for p, r in roles.items()]), name)
 
     def find(self, text: str) -> list[Trigger]:
