@@ -89,6 +89,7 @@ class LabelSet:
         keys.update({normalize(alias): label for alias, label in self.aliases.items()})
         return keys
 
+
 _SEPARATORS = re.compile(r"[\s_\-]+")
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from cxrlab.cli.common import console, err_console, flags, new_app, print_json
 
 if TYPE_CHECKING:
-    from cxrlab.metrics.scoring import Score
+    from cxrlab.metrics.scoring import MetricScore
 
 submission_app = new_app("The VinBigData challenge's submission CSV: write one from predictions, check one.")
 
@@ -33,7 +33,7 @@ def _fmt(value: object, digits: int = 3) -> str:
     return f"{number:.{digits}f}"
 
 
-def print_score(result: Score, out: Console | None = None) -> None:
+def print_score(result: MetricScore, out: Console | None = None) -> None:
     """The per-class table and the mean on ``out`` (stdout by default); notes on stderr."""
     out = out or console
     table = Table(title=f"{result.metric}", show_lines=False)

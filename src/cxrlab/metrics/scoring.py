@@ -174,7 +174,7 @@ def load_predictions(
 
 
 @dataclass
-class Score:
+class MetricScore:
     """A metric's per-class table, its mean and what the user should know about the inputs."""
 
     metric: str
@@ -247,7 +247,7 @@ def challenge_predictions(preds: Predictions) -> tuple[pd.DataFrame, list[str]]:
     return out, notes
 
 
-def score_map(truth: Truth, preds: Predictions, *, iou_threshold: float = 0.4) -> Score:
+def score_map(truth: Truth, preds: Predictions, *, iou_threshold: float = 0.4) -> MetricScore:
     """The challenge's mAP: VOC AP per class at IoU > ``iou_threshold``, mean over classes with truth."""
     t, t_notes = challenge_truth(truth)
     p, p_notes = challenge_predictions(preds)
@@ -260,7 +260,7 @@ def score_map(truth: Truth, preds: Predictions, *, iou_threshold: float = 0.4) -
     undefined = table.loc[table["n_truth"] == 0, "label"].tolist()
     if undefined:
         notes.append(f"no truth for {', '.join(undefined)}: AP undefined (n/a), left out of the mean")
-    return Score(f"map@{iou_threshold:g}", table, result.mean, "mAP", notes,
+    return MetricScore(f"map@{iou_threshold:g}", table, result.mean, "mAP", notes,
                  {"iou_threshold": iou_threshold, "images": len(truth.images)})  # fmt: skip
 
 
@@ -335,7 +335,7 @@ def score_auroc(
     seed: int = 0,
     threshold: float = 0.5,
     allow_missing: bool = False,
-) -> Score:
+) -> MetricScore:
     """Per-label AUROC with bootstrap CIs (by patient where the images table has patient ids)."""
     y, s, labels, notes = image_level(truth, preds, allow_missing=allow_missing)
     pid = truth.images["patient_id"]
@@ -356,14 +356,14 @@ def score_auroc(
         .where(result.summary.notna(), None)
         .to_dict(orient="records"),
     }
-    return Score("auroc", result.table, float(macro.loc["macro", "auroc"]), "macro AUROC",
+    return MetricScore("auroc", result.table, float(macro.loc["macro", "auroc"]), "macro AUROC",
                  [*truth.notes, *preds.notes, *notes], extra)  # fmt: skip
 
 
 def score_iobb(
     truth: Truth, preds: Predictions, *, thresholds: Sequence[float] = CHESTXRAY8_THRESHOLDS,
     overlap: Literal["iou", "iobb"] = "iobb",
-) -> Score:  # fmt: skip
+) -> MetricScore:  # fmt: skip
     """ChestX-ray8's localization accuracy per label with truth boxes, one column per threshold."""
     tf = truth.findings[truth.findings[BOX_COLUMNS].notna().all(axis=1)]
     pf = preds.findings[preds.findings[BOX_COLUMNS].notna().all(axis=1)]
@@ -390,8 +390,8 @@ def score_iobb(
     extra = {"overlap": overlap, "mean_by_threshold": means,
              "afp": {f"T={k:g}": v for k, v in afp.mean(axis=0).items()}}  # fmt: skip
     mean_at = min(thresholds, key=lambda x: abs(x - 0.5))
-    return Score(f"T({overlap.upper()})", table, means[f"T={mean_at:g}"], f"mean accuracy at T={mean_at:g}",
-                 notes, extra)  # fmt: skip
+    name = f"mean accuracy at T={mean_at:g}"
+    return MetricScore(f"T({overlap.upper()})", table, means[f"T={mean_at:g}"], name, notes, extra)
 
 
 def score(
@@ -407,7 +407,7 @@ def score(
     n_boot: int = 1000,
     seed: int = 0,
     threshold: float = 0.5,
-) -> Score:
+) -> MetricScore:
     """Load the truth tables and the predictions, check them, and compute ``metric``."""
     if metric not in METRICS:
         raise UsageError(f"unknown metric '{metric}'; choose from {', '.join(METRICS)}")

@@ -35,7 +35,7 @@ SPLITS = ("all", "dev", "holdout")
 
 
 @dataclass(frozen=True)
-class Score:
+class LabelScore:
     label: str
     support: int
     tp: int
@@ -60,18 +60,18 @@ class Score:
 class Evaluation:
     """Per-label scores and the averages over labels with gold positives."""
 
-    scores: list[Score]
+    scores: list[LabelScore]
     reports: int
     split: str
 
     @property
-    def scored(self) -> list[Score]:
+    def scored(self) -> list[LabelScore]:
         return [s for s in self.scores if s.support > 0]
 
     @property
-    def micro(self) -> Score:
+    def micro(self) -> LabelScore:
         sc = self.scored
-        return Score(
+        return LabelScore(
             "micro", sum(s.support for s in sc), *(sum(getattr(s, k) for s in sc) for k in ("tp", "fp", "fn"))
         )
 
@@ -120,13 +120,15 @@ def in_holdout(report_id: str, fraction: float = 0.3) -> bool:
     return h / 2**64 < fraction
 
 
-def score(pred: pd.DataFrame, gold: pd.DataFrame, labels: list[str]) -> list[Score]:
+def score_labels(pred: pd.DataFrame, gold: pd.DataFrame, labels: list[str]) -> list[LabelScore]:
     """Scores of 0/1 predictions (NA counts as 0) against 0/1 gold, both indexed alike."""
     out = []
     for label in labels:
         p = pred[label].fillna(0).to_numpy(dtype=int) == 1
         g = gold[label].to_numpy(dtype=int) == 1
-        out.append(Score(label, int(g.sum()), int((p & g).sum()), int((p & ~g).sum()), int((~p & g).sum())))
+        out.append(
+            LabelScore(label, int(g.sum()), int((p & g).sum()), int((p & ~g).sum()), int((~p & g).sum()))
+        )
     return out
 
 
@@ -196,4 +198,4 @@ def evaluate_openi(
     labeler = labeler or ReportLabeler("nih")
     pred = labeler.label_reports(data["text"], data["report_id"], uncertain=uncertain)
     labels = [lab for lab in labeler.label_set.findings if lab in data.columns and lab != NO_FINDING]
-    return Evaluation(score(pred, data, labels), len(data), split)
+    return Evaluation(score_labels(pred, data, labels), len(data), split)
