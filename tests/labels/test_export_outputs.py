@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 from pathlib import Path
 
@@ -12,7 +13,10 @@ import pytest
 
 from cli_helpers import fingerprint, random_tables, run_cli
 from cxrlab.atomic import OUTPUT_MARKER
-from cxrlab.labels import export as export_module
+
+export_module = importlib.import_module(
+    "cxrlab.labels.export"
+)  # the module; cxrlab.labels.export is the function
 
 
 def _tables(tmp_path: Path, seed: int, **kwargs: object) -> Path:
