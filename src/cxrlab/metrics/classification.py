@@ -219,6 +219,47 @@ class ClassificationResult:
     """``patient`` or ``image``."""
 
 
+def _bootstrap(
+    columns: list[_Column], micro_col: _Column, n_units: int, n_boot: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every resample's AUROC and AUPRC per label (B, L) each, and of the pooled column (B, 2).
+
+    Resamples are drawn in blocks of :data:`_CHUNK`, so the results do not depend on memory."""
+    n_labels = len(columns)
+    boot_roc = np.full((n_boot, n_labels), np.nan)
+    boot_pr = np.full((n_boot, n_labels), np.nan)
+    boot_micro = np.full((n_boot, 2), np.nan)
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, _CHUNK):
+        b = min(_CHUNK, n_boot - start)
+        w = bootstrap_counts(n_units, b, rng)
+        rows = slice(start, start + b)
+        for j, col in enumerate(columns):
+            boot_roc[rows, j], boot_pr[rows, j] = _auroc_auprc(col, w)
+        boot_micro[rows, 0], boot_micro[rows, 1] = _auroc_auprc(micro_col, w)
+    return boot_roc, boot_pr, boot_micro
+
+
+def _bounds(values: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bounds per column over the resamples where the value is defined (NaN without any)."""
+    low = np.full(values.shape[1:], np.nan)
+    high = np.full(values.shape[1:], np.nan)
+    if len(values) == 0:
+        return low, high
+    ok = np.isfinite(values).any(axis=0)
+    if ok.any():
+        lo, hi = np.nanpercentile(values[:, ok], [alpha, 100 - alpha], axis=0)
+        low[ok], high[ok] = lo, hi
+    return low, high
+
+
+def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+    """Mean of each row over its defined values; NaN for a row without any."""
+    ok = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok.any(axis=1), np.where(ok, values, 0).sum(axis=1) / ok.sum(axis=1), np.nan)
+
+
 def classification_metrics(
     y_true: np.ndarray,
     y_score: np.ndarray,
@@ -253,36 +294,11 @@ def classification_metrics(
     warn_undefined(est_roc, labels)
     est_pr = np.array([p[1][0] for p in point])
     micro_roc, micro_pr = (v[0] for v in _auroc_auprc(micro_col, once))
-
-    boot_roc = np.full((n_boot, n_labels), np.nan)
-    boot_pr = np.full((n_boot, n_labels), np.nan)
-    boot_micro = np.full((n_boot, 2), np.nan)
-    rng = np.random.default_rng(seed)
-    for start in range(0, n_boot, _CHUNK):
-        b = min(_CHUNK, n_boot - start)
-        w = bootstrap_counts(n_units, b, rng)
-        rows = slice(start, start + b)
-        for j, col in enumerate(columns):
-            boot_roc[rows, j], boot_pr[rows, j] = _auroc_auprc(col, w)
-        boot_micro[rows, 0], boot_micro[rows, 1] = _auroc_auprc(micro_col, w)
-
+    boot_roc, boot_pr, boot_micro = _bootstrap(columns, micro_col, n_units, n_boot, seed)
     alpha = (1 - ci) / 2 * 100
     sens, spec = sensitivity_specificity(y_true, y_score, threshold)
-
-    def bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if n_boot == 0:
-            nan = np.full(values.shape[1:], np.nan)
-            return nan, nan
-        ok = np.isfinite(values).any(axis=0)
-        low = np.full(values.shape[1:], np.nan)
-        high = np.full(values.shape[1:], np.nan)
-        if ok.any():
-            lo, hi = np.nanpercentile(values[:, ok], [alpha, 100 - alpha], axis=0)
-            low[ok], high[ok] = lo, hi
-        return low, high
-
-    roc_lo, roc_hi = bounds(boot_roc)
-    pr_lo, pr_hi = bounds(boot_pr)
+    roc_lo, roc_hi = _bounds(boot_roc, alpha)
+    pr_lo, pr_hi = _bounds(boot_pr, alpha)
     table = pd.DataFrame(
         {
             "label": labels,
@@ -298,28 +314,16 @@ def classification_metrics(
             "specificity": spec,
         }
     )
-
-    def nanmean_rows(values: np.ndarray) -> np.ndarray:
-        ok = np.isfinite(values)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(ok.any(axis=1), np.where(ok, values, 0).sum(axis=1) / ok.sum(axis=1), np.nan)
-
-    macro = {
-        "auroc": nanmean_rows(est_roc[None])[0],
-        "auprc": nanmean_rows(est_pr[None])[0],
-        "sensitivity": nanmean_rows(sens[None])[0],
-        "specificity": nanmean_rows(spec[None])[0],
-    }
-    m_roc_lo, m_roc_hi = bounds(nanmean_rows(boot_roc)[:, None])
-    m_pr_lo, m_pr_hi = bounds(nanmean_rows(boot_pr)[:, None])
-    u_lo, u_hi = bounds(boot_micro)
+    m_roc_lo, m_roc_hi = _bounds(_nanmean_rows(boot_roc)[:, None], alpha)
+    m_pr_lo, m_pr_hi = _bounds(_nanmean_rows(boot_pr)[:, None], alpha)
+    u_lo, u_hi = _bounds(boot_micro, alpha)
     pooled_sens, pooled_spec = sensitivity_specificity(y_true.ravel(), y_score.ravel(), threshold)
     summary = pd.DataFrame(
         [
-            {"label": "macro", "n": n, "positives": int(y_true.sum()), "auroc": macro["auroc"],
-             "auroc_low": m_roc_lo[0], "auroc_high": m_roc_hi[0], "auprc": macro["auprc"],
-             "auprc_low": m_pr_lo[0], "auprc_high": m_pr_hi[0], "sensitivity": macro["sensitivity"],
-             "specificity": macro["specificity"]},
+            {"label": "macro", "n": n, "positives": int(y_true.sum()),
+             "auroc": _nanmean_rows(est_roc[None])[0], "auroc_low": m_roc_lo[0], "auroc_high": m_roc_hi[0],
+             "auprc": _nanmean_rows(est_pr[None])[0], "auprc_low": m_pr_lo[0], "auprc_high": m_pr_hi[0],
+             "sensitivity": _nanmean_rows(sens[None])[0], "specificity": _nanmean_rows(spec[None])[0]},
             {"label": "micro", "n": n, "positives": int(y_true.sum()), "auroc": float(micro_roc),
              "auroc_low": u_lo[0], "auroc_high": u_hi[0], "auprc": float(micro_pr),
              "auprc_low": u_lo[1], "auprc_high": u_hi[1], "sensitivity": float(pooled_sens[0]),
