@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.atomic import output_folder, write_text_atomic
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError, UsageError
 from cxrlab.imaging.transform import scale_findings
 from cxrlab.labels.consensus import CONSENSUS
 from cxrlab.tables import BOX_COLUMNS, select_readers
@@ -273,9 +273,12 @@ def _export_yolo(
 ) -> None:
     unknown = p.images["width"].isna() | p.images["height"].isna()
     if unknown.any():
-        raise CxrlabError(
-            f"YOLO needs image sizes to normalise boxes; {int(unknown.sum())} image(s) have none "
-            f"(e.g. {p.images.loc[unknown, 'image_id'].iloc[0]}): index with the DICOMs or give --images"
+        raise ParameterError(
+            "converted",
+            f"is needed: YOLO normalises boxes by the image size and {int(unknown.sum())} image(s) have none "
+            f"(e.g. {p.images.loc[unknown, 'image_id'].iloc[0]}); give the converted images, or index with "
+            "the DICOMs",
+            exit_code=1,
         )
     size = p.images.set_index("image_id")[["width", "height"]]
     b = p.boxes
@@ -305,7 +308,7 @@ def _export_yolo(
             (out / "images" / split).mkdir(parents=True, exist_ok=True)
     if converted is None:
         result.notes.append(
-            "no --images given: images/ is empty; put the converted images there under the same "
+            "no converted images given: images/ is empty; put the converted images there under the same "
             "names as labels/"
         )
     train, val = _yolo_train_val(splits, result)
