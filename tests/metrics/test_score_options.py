@@ -113,3 +113,14 @@ def test_the_library_names_the_parameter(tmp_path: Path) -> None:
     preds.to_csv(tmp_path / "p.csv", index=False)
     with pytest.raises(ParameterError, match=r"^iou_threshold must be between 0 and 1"):
         score(truth, tmp_path / "p.csv", iou_threshold=2.0)
+
+
+def test_submission_make_never_writes_over_its_predictions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth, preds, _ = _case(tmp_path, np.random.default_rng(7))
+    preds.to_csv(tmp_path / "p.csv", index=False)
+    before = (tmp_path / "p.csv").read_bytes()
+    code, _, err = run_cli(["submission", "make", str(tmp_path / "p.csv"), "--out", str(tmp_path / "p.csv"),
+                            "--images", str(truth)], monkeypatch, capsys)  # fmt: skip
+    assert code == 2 and err.startswith("error: --out") and (tmp_path / "p.csv").read_bytes() == before

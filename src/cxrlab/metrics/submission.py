@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrlab.atomic import atomic_path
+from cxrlab.atomic import atomic_path, refuse_inputs
 from cxrlab.csvfiles import no_field_limit, strict_frame
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.tables import conform_findings, load_tables, read_parquet, select_readers
@@ -375,6 +375,7 @@ def make_submission_file(
     """:func:`make_submission` from files: ``pred`` a findings table or tables folder, ``images`` a tables
     folder whose images (of ``split``) each get a row. Returns the counts."""
     pred = Path(pred)
+    refuse_inputs(out, [pred, images])
     findings, _ = select_readers(read_prediction_table(pred), reader, default="only", where=str(pred))
     image_table = None
     if images is not None:
