@@ -6,7 +6,7 @@ from __future__ import annotations
 class CxrlabError(Exception):
     """A problem with the user's data or arguments: the message names the file and the problem.
 
-    ``exit_code`` is 1 for data problems (DESIGN.md's convention) and 2 for usage errors.
+    ``exit_code`` is 1 for data problems and 2 for usage errors, the convention of the whole CLI.
     """
 
     exit_code: int = 1
