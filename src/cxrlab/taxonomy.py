@@ -1,8 +1,8 @@
 """Label sets of the chest X-ray datasets, tolerant name matching and the mapping between sets.
 
 Every findings table stores canonical names: the spelling of the dataset's own release, except that the
-normal label is always ``No finding``, whatever the release calls it. Names typed by users or found in other releases
-(``Infiltrate``, ``pleural_thickening``, ``Other disease``) resolve through :func:`canonical`.
+normal label is always ``No finding``, whatever the release calls it. Names typed by users or found in other
+releases (``Infiltrate``, ``pleural_thickening``, ``Other disease``) resolve through :func:`canonical`.
 
 Matching only resolves spellings of the same finding; it never maps a finding onto a broader or narrower one:
 ``Mass`` does not match VinDr's ``Nodule/Mass`` (nor ``Nodule/Mass`` an NIH label), it is unknown there and

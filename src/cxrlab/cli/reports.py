@@ -109,7 +109,8 @@ def label(
         refuse_inputs(out, [source, phrases, rules])
     if out.is_dir():
         raise UsageError(f"{out}: is a folder; the output is a table file (.csv, .tsv or .parquet)")
-    reports = read_reports(source, text_columns=text_col, id_column=id_col)
+    with flags(text_columns="--text-col", id_column="--id-col"):
+        reports = read_reports(source, text_columns=text_col, id_column=id_col)
     labeler = ReportLabeler(labels.value, phrases=phrases, rules=rules, differential=differential.value)
     table = labeler.label_reports(
         reports["text"], reports["report_id"], uncertain=uncertain.value, explain=explain, progress=True

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxrlab.csvfiles import strict_frame
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError
 from cxrlab.reports.sections import SECTION_NAMES
 
 TEXT_COLUMN_NAMES = ("report", "reports", "text", "report_text", "reporttext", "note", "narrative")
@@ -134,9 +134,10 @@ def read_reports(
     if text_columns:
         missing = [c for c in text_columns if c not in frame.columns and c.lower() not in lower]
         if missing:
-            raise UsageError(
-                f"{path}: no column {', '.join(repr(m) for m in missing)}; "
-                f"columns are {', '.join(frame.columns)}"
+            raise ParameterError(
+                "text_columns",
+                f"names no column of {path}: {', '.join(repr(m) for m in missing)}; "
+                f"columns are {', '.join(frame.columns)}",
             )
         chosen = [c if c in frame.columns else lower[c.lower()] for c in text_columns]
     else:
@@ -149,9 +150,9 @@ def read_reports(
                 frame.columns = ["text"]
             chosen = [frame.columns[0]]
         if not chosen:
-            raise UsageError(
-                f"{path}: which column holds the report? Pass --text-col; "
-                f"columns are {', '.join(frame.columns)}"
+            raise ParameterError(
+                "text_columns",
+                f"is needed: which column of {path} holds the report? Columns are {', '.join(frame.columns)}",
             )
     if frame.empty:
         raise CxrlabError(f"{path}: no report in this CSV (a header without rows)")
@@ -159,7 +160,9 @@ def read_reports(
     if id_column is not None:
         key = id_column if id_column in frame.columns else lower.get(id_column.lower())
         if key is None:
-            raise UsageError(f"{path}: no id column '{id_column}'; columns are {', '.join(frame.columns)}")
+            raise ParameterError(
+                "id_column", f"{id_column!r} is no column of {path}; columns are {', '.join(frame.columns)}"
+            )
         ids = frame[key].astype(str)
     else:
         key = next((lower[n] for n in ID_COLUMN_NAMES if n in lower), None)
