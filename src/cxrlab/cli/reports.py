@@ -98,7 +98,7 @@ def label(
         Path | None, typer.Option(help="Your own phrase list instead of the shipped one.")
     ] = None,
     rules: Annotated[Path | None, typer.Option(help="Your own negation/uncertainty rules file.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Label reports: 1 positive, 0 negative, -1 uncertain, blank not mentioned; 'No finding' derived."""
     from cxrlab.reports.labeler import ReportLabeler
@@ -129,7 +129,7 @@ def label(
             for c in columns
         },
     }
-    if as_json:
+    if json_out:
         print_json(summary)
         return
     grid = Table(title=f"{len(table)} reports labelled with the {labels.value} list -> {out}")
@@ -181,7 +181,7 @@ def evaluate(
     differential: Annotated[
         DifferentialChoice, typer.Option(help=DIFFERENTIAL_HELP)
     ] = DifferentialChoice.uncertain,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Per-label precision, recall and F1 of the NIH list on Open-i reports, and the micro average."""
     from cxrlab.reports.evaluate import evaluate_openi
@@ -191,7 +191,7 @@ def evaluate(
     result = evaluate_openi(
         reports_csv, gold_csv, split=split.value, uncertain=uncertain.value, labeler=labeler
     )
-    if as_json:
+    if json_out:
         print_json(result.to_dict())
         return
     title = (

@@ -103,7 +103,7 @@ def score(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the auroc CIs (0: none).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     threshold: Annotated[float, typer.Option(help="Score threshold of sensitivity/specificity.")] = 0.5,
-    json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
 ) -> None:
     """Score predictions against the truth tables; invalid predictions: one line per problem, exit 1."""
     from cxrlab.metrics.scoring import score as run_score
@@ -119,7 +119,7 @@ def score(
         result = run_score(truth, pred, metric=metric, truth_reader=truth_reader, pred_reader=pred_reader,
                            split=split, allow_missing=allow_missing, iou_threshold=iou, n_boot=bootstrap,
                            seed=seed, threshold=threshold)  # fmt: skip
-    if json:
+    if json_out:
         print_json(result.to_json())
     else:
         print_score(result)
@@ -140,14 +140,14 @@ def make(
     reader: Annotated[
         str | None, typer.Option(help="Reader (model) to take when PRED holds several.")
     ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Write a valid challenge submission: a row per image, '14 1 0 0 1 1' where nothing is predicted."""
     from cxrlab.metrics.submission import make_submission_file
 
     with flags(reader="--reader", out="--out"):
         counts = make_submission_file(pred, out, images=images, split=split, reader=reader)
-    if json:
+    if json_out:
         print_json(counts)
     else:
         console.print(
