@@ -87,6 +87,29 @@ def _rate(fn, texts: list[str], repeats: int) -> float:  # type: ignore[no-untyp
     return len(texts) / best
 
 
+def bench_long_report(labeler: ReportLabeler, texts: list[str]) -> None:
+    """One 1 MB report without a sentence break (a dictation run together) against the same words as
+    short reports: the engine must stay linear (walking every trigger of the sentence per mention took
+    over 300 s at this size)."""
+    words = " ".join(texts).replace(".", " ").replace(";", " ").replace("\n", " ").split()
+    long = " ".join(words)
+    while len(long) < 1_000_000:
+        long += " " + long
+    long = long[:1_000_000]
+    t0 = time.perf_counter()
+    labeler.label(long)
+    t_long = time.perf_counter() - t0
+    pieces = [long[i : i + 300] for i in range(0, len(long), 300)]
+    t0 = time.perf_counter()
+    for piece in pieces:
+        labeler.label(piece)
+    t_short = time.perf_counter() - t0
+    print(
+        f"  one 1 MB report without a sentence break {t_long:6.2f} s; the same text as "
+        f"{len(pieces):,} reports {t_short:6.2f} s ({t_long / t_short:.1f}x)"
+    )
+
+
 def main() -> None:
     texts, source = _texts()
     labeler = ReportLabeler("nih")
@@ -103,6 +126,7 @@ def main() -> None:
     )
     print(f"  NegEx-style, a regex per phrase       {slow:9,.0f} reports/s  (first {len(sub)} reports)")
     print(f"  ratio                                 {ours / slow:9.1f}x")
+    bench_long_report(labeler, texts)
     if not REPORTS.exists():
         print("Open-i reports absent: no P/R/F1 table")
         return

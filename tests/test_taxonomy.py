@@ -80,3 +80,34 @@ def test_challenge_mapping_restricts_to_its_classes() -> None:
     assert m["Effusion"] == ("Pleural effusion",)
     assert m["Edema"] == ()  # Edema is a VinDr label but not a challenge class
     assert taxonomy.mapping("vindr", "vindr-challenge")["Rib fracture"] == ()
+
+
+def test_chexpert_to_vindr_maps_what_vindr_names() -> None:
+    """Pleural Effusion, Lung Lesion and Fracture used to map to nothing (exact-string fallback)."""
+    m = taxonomy.mapping("chexpert", "vindr")
+    assert m["Pleural Effusion"] == ("Pleural effusion",)
+    assert m["Lung Lesion"] == ("Nodule/Mass",)
+    assert set(m["Fracture"]) == {"Rib fracture", "Clavicle fracture"}
+    assert taxonomy.unmapped("chexpert", "vindr") == ("Support Devices",)
+
+
+@pytest.mark.parametrize("source", ["nih", "vindr", "chexpert"])
+@pytest.mark.parametrize("target", ["nih", "vindr", "chexpert", "vindr-challenge"])
+def test_every_mapping_is_to_real_labels_and_keeps_same_named_ones(source: str, target: str) -> None:
+    src, dst = taxonomy.get_label_set(source), taxonomy.get_label_set(target)
+    m = taxonomy.mapping(src, dst)
+    assert set(m) == set(src.labels)
+    for label, targets in m.items():
+        assert all(t in dst.labels for t in targets), (label, targets)
+        same = dst.match(label)
+        if same is not None and source != target:
+            assert same in targets, f"{source} {label} should map to {target} {same}"
+
+
+def test_a_users_label_set_named_like_a_shipped_one_keeps_its_own_labels() -> None:
+    mine = taxonomy.LabelSet(name="nih", labels=("Opacity", "No finding"), aliases={"shadow": "Opacity"})
+    assert mine.match("shadow") == "Opacity" and mine.match("opacity") == "Opacity"
+    assert mine.match("Atelectasis") is None  # NIH's label, not this set's
+    assert NIH.match("opacity") is None and NIH.match("Atelectasis") == "Atelectasis"
+    with pytest.raises(UnknownLabelError):
+        mine.canonical("Effusion")

@@ -6,11 +6,16 @@ The data goes to a temporary file in the same folder (so the rename stays on one
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+from cxrlab.errors import CxrlabError, ParameterError, UsageError
 
 
 def _umask() -> int:
@@ -89,3 +94,132 @@ def atomic_paths(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
         for tmp in temps:
             tmp.unlink(missing_ok=True)
         raise
+
+
+# ------------------------------------------------------------------------------------ outputs vs inputs
+
+OUTPUT_MARKER = ".cxrlab-output.json"
+"""The file that marks a folder as one whole output of a cxrlab command (what wrote it, with which settings):
+a later run may replace such a folder whole; any other non-empty folder is the user's."""
+
+
+def _same_or_inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def refuse_inputs(out: str | Path, inputs: Iterable[str | Path | None], *, parameter: str = "out") -> None:
+    """Raise :class:`ParameterError` (naming ``parameter``) when writing ``out`` would touch an input.
+
+    ``out`` may be an input itself (``reports label reps.csv --out reps.csv``), or a folder an input lies in
+    (an export that replaces its folder would delete it). Paths are compared resolved, symlinks followed.
+    """
+    target = Path(out).resolve()
+    for item in inputs:
+        if item is None:
+            continue
+        source = Path(item).resolve()
+        if target == source or (source.exists() and target.exists() and os.path.samefile(source, target)):
+            raise ParameterError(parameter, f"{out} is also an input ({item}); write somewhere else")
+        if target in source.parents:
+            raise ParameterError(parameter, f"{out} holds the input {item}; write somewhere else")
+
+
+def read_output_marker(folder: str | Path) -> dict[str, object] | None:
+    """The marker of a folder written whole by cxrlab, or None (absent or unreadable)."""
+    try:
+        data = json.loads((Path(folder) / OUTPUT_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class OutputFolder:
+    """Where a command writes a folder output: ``work`` while it runs, ``final`` once it succeeded.
+
+    ``whole`` is False when ``--force`` lets it write into a folder that is not a cxrlab output: then only the
+    files it writes are replaced and the others stay (and no marker claims the folder).
+    """
+
+    final: Path
+    work: Path
+    whole: bool
+
+    def final_path(self, path: Path) -> Path:
+        """Where a file written under ``work`` ends up."""
+        return self.final / path.relative_to(self.work)
+
+
+def _check_output_folder(out: Path, force: bool) -> bool:
+    """Whether ``out`` may be replaced whole (absent, empty, or marked); raise when it must not be touched."""
+    if out.exists() and not out.is_dir():
+        raise CxrlabError(f"{out}: exists and is not a folder")
+    if not out.exists() or not any(out.iterdir()) or read_output_marker(out) is not None:
+        return True
+    if force:
+        return False
+    raise UsageError(
+        f"{out}: folder is not empty and is not a cxrlab output; choose a new or empty folder, or --force "
+        "to write into it (only the files written are replaced)"
+    )
+
+
+@contextmanager
+def output_folder(
+    out: str | Path,
+    settings: dict[str, object],
+    *,
+    inputs: Iterable[str | Path | None] = (),
+    force: bool = False,
+) -> Iterator[OutputFolder]:
+    """Build a folder output in a temporary folder beside ``out`` and put it in place only when it is whole.
+
+    ``out`` absent, empty or an earlier cxrlab output: the new folder (with a marker holding ``settings``)
+    replaces it by two renames, so no file of the earlier output survives (a stale label file of another
+    class map), and an error leaves the earlier output as it was. A non-empty folder that is not a cxrlab
+    output is refused unless ``force``; with ``force`` the files are moved in one by one, each replacing its
+    namesake, and the folder's other files stay. Inputs (and folders holding them) are always refused.
+    """
+    out = Path(out)
+    refuse_inputs(out, inputs)
+    whole = _check_output_folder(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        os.chmod(work, 0o777 & ~_umask())
+        yield OutputFolder(out, work, whole)
+        if whole:
+            marker = {"written_by": "cxrlab", **settings}
+            (work / OUTPUT_MARKER).write_text(json.dumps(marker, indent=2, default=str) + "\n", "utf-8")
+            _swap_in(work, out)
+        else:
+            _move_files_into(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _swap_in(work: Path, out: Path) -> None:
+    """Replace ``out`` (absent, or a folder to discard) with ``work``."""
+    if not out.exists():
+        os.rename(work, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    os.rename(out, old / out.name)
+    try:
+        os.rename(work, out)
+    except BaseException:
+        os.rename(old / out.name, out)  # put the earlier output back
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _move_files_into(work: Path, out: Path) -> None:
+    for path in sorted(work.rglob("*")):
+        if path.is_dir() and not path.is_symlink():
+            continue
+        target = out / path.relative_to(work)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not target.is_symlink():
+            raise CxrlabError(f"{target}: a folder is where the output's file goes")
+        os.replace(path, target)

@@ -21,3 +21,19 @@ class UsageError(CxrlabError):
     """A wrong argument or option value (exit 2): the message names the parameter and what it takes."""
 
     exit_code = 2
+
+
+class ParameterError(UsageError):
+    """A bad value of one named parameter of a library function; the CLI names its flag instead.
+
+    The message reads ``<parameter> <problem>`` ("iou must be in (0, 1), got 2.0"); :meth:`for_flag` gives
+    the same sentence with the command's flag ("--iou must be ...").
+    """
+
+    def __init__(self, parameter: str, problem: str, *, exit_code: int | None = None) -> None:
+        super().__init__(f"{parameter} {problem}", exit_code=exit_code)
+        self.parameter = parameter
+        self.problem = problem
+
+    def for_flag(self, flag: str) -> UsageError:
+        return UsageError(f"{flag} {self.problem}", exit_code=self.exit_code)

@@ -279,3 +279,44 @@ def load_tables(folder: str | Path, *, validate: bool = True) -> Tables:
 def has_box(findings: pd.DataFrame) -> np.ndarray:
     """Boolean mask of rows that carry a box (all four coordinates present)."""
     return findings[BOX_COLUMNS].notna().all(axis=1).to_numpy()
+
+
+READER_DEFAULTS = ("consensus-or-all", "consensus-or-only", "only", "all")
+
+
+def select_readers(
+    findings: pd.DataFrame,
+    readers: str | list[str] | tuple[str, ...] | None = None,
+    *,
+    default: str = "consensus-or-all",
+    where: str = "the findings",
+    parameter: str = "reader",
+) -> tuple[pd.DataFrame, str]:
+    """The rows of the readers asked for, or of the default readers; and who they are, in words.
+
+    ``readers`` given: their rows (a reader absent from ``findings`` is a :class:`ParameterError` naming
+    ``parameter``). Otherwise by ``default``: ``consensus-or-all`` the ``consensus`` reader when present,
+    else every reader (exports); ``consensus-or-only`` the consensus, else the only reader (truth for
+    box metrics); ``only`` the only reader (a model's predictions); ``all`` every reader (image-level
+    truth). Where the default cannot choose, the error names ``parameter`` and the readers found.
+    """
+    from cxrlab.errors import ParameterError  # here, so that this function stays one block of the file
+
+    if default not in READER_DEFAULTS:
+        raise ValueError(f"default must be one of {', '.join(READER_DEFAULTS)}, not {default!r}")
+    present = sorted(findings["reader"].dropna().astype(str).unique())
+    shown = ", ".join(present[:10]) + (" ..." if len(present) > 10 else "") or "none"
+    if readers is not None and len(readers):
+        wanted = [readers] if isinstance(readers, str) else list(readers)
+        unknown = [r for r in wanted if r not in present]
+        if unknown:
+            raise ParameterError(parameter, f"{', '.join(unknown)}: no rows in {where}; readers: {shown}")
+        return findings[findings["reader"].isin(wanted)], ", ".join(wanted)
+    if default == "all":
+        return findings, "any reader"
+    if default != "only" and CONSENSUS in present:
+        return findings[findings["reader"] == CONSENSUS], CONSENSUS
+    if default == "consensus-or-all" or len(present) == 1:
+        return findings, ", ".join(present) if len(present) == 1 else "every reader"
+    build = f" and no '{CONSENSUS}' (or build a consensus first)" if default == "consensus-or-only" else ""
+    raise ParameterError(parameter, f"is needed: {where} has {len(present)} readers ({shown}){build}")

@@ -1,8 +1,8 @@
 """Label sets of the chest X-ray datasets, tolerant name matching and the mapping between sets.
 
 Every findings table stores canonical names: the spelling of the dataset's own release, except that the
-normal label is always ``No finding`` (DESIGN.md). Names typed by users or found in other releases
-(``Infiltrate``, ``pleural_thickening``, ``Other disease``) resolve through :func:`canonical`.
+normal label is always ``No finding``, whatever the release calls it. Names typed by users or found in other
+releases (``Infiltrate``, ``pleural_thickening``, ``Other disease``) resolve through :func:`canonical`.
 
 Matching only resolves spellings of the same finding; it never maps a finding onto a broader or narrower one:
 ``Mass`` does not match VinDr's ``Nodule/Mass`` (nor ``Nodule/Mass`` an NIH label), it is unknown there and
@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cxrlab.errors import CxrlabError
 
@@ -59,14 +60,14 @@ class LabelSet:
 
     def match(self, name: str) -> str | None:
         """The canonical label for ``name`` or None; tolerant of case, spaces, underscores, hyphens."""
-        return self._lookup().get(normalize(name))
+        return self._lookup.get(normalize(name))
 
     def canonical(self, name: str) -> str:
         """The canonical label for ``name``; raises :class:`UnknownLabelError` with a near match."""
         found = self.match(name)
         if found is not None:
             return found
-        keys = self._lookup()
+        keys = self._lookup
         near = difflib.get_close_matches(normalize(name), list(keys), n=1, cutoff=0.6)
         hint = f"; did you mean '{keys[near[0]]}'?" if near else ""
         raise UnknownLabelError(f"unknown {self.name} label '{name}'{hint}")
@@ -80,16 +81,15 @@ class LabelSet:
                 return label
         raise UnknownLabelError(f"unknown {self.name} class id {class_id}")
 
+    @cached_property
     def _lookup(self) -> dict[str, str]:
-        cached = _LOOKUP_CACHE.get(self.name)
-        if cached is None:
-            cached = {normalize(label): label for label in self.labels}
-            cached.update({normalize(alias): label for alias, label in self.aliases.items()})
-            _LOOKUP_CACHE[self.name] = cached
-        return cached
+        """Normalized spelling -> label, built once per set object: a user's own ``LabelSet(name="nih")``
+        has its own (a cache keyed by name gave it NIH's labels)."""
+        keys = {normalize(label): label for label in self.labels}
+        keys.update({normalize(alias): label for alias, label in self.aliases.items()})
+        return keys
 
 
-_LOOKUP_CACHE: dict[str, dict[str, str]] = {}
 _SEPARATORS = re.compile(r"[\s_\-]+")
 
 
@@ -242,8 +242,9 @@ def canonical(name: str, label_set: str | LabelSet) -> str:
 
 
 # Mappings: for each label of the source set, the labels of the target set that mean the same finding.
-# An empty tuple is an explicit "no equivalent". Only non-identity pairs are written down; labels with
-# the same canonical name in both sets map to themselves.
+# An empty tuple is an explicit "no equivalent". Only pairs that are not spellings of one name are written
+# down; a label that the target set matches (tolerantly: "Pleural Effusion" is VinDr's "Pleural effusion")
+# maps to that label.
 _EXPLICIT: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     ("nih", "vindr"): {
         "Effusion": ("Pleural effusion",),
@@ -271,6 +272,13 @@ _EXPLICIT: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
         "Pleural_Thickening": ("Pleural Other",),
         "Fibrosis": (),
     },
+    ("chexpert", "vindr"): {
+        "Enlarged Cardiomediastinum": ("Aortic enlargement",),
+        "Lung Lesion": ("Nodule/Mass",),
+        "Pleural Other": ("Pleural thickening",),
+        "Fracture": ("Rib fracture", "Clavicle fracture"),
+        "Support Devices": (),
+    },
     ("vindr", "chexpert"): {
         "Pleural effusion": ("Pleural Effusion",),
         "Nodule/Mass": ("Lung Lesion",),
@@ -296,10 +304,9 @@ def mapping(source: str | LabelSet, target: str | LabelSet) -> dict[str, tuple[s
     for label in src.labels:
         if label in explicit:
             result[label] = explicit[label]
-        elif label in dst.labels:
-            result[label] = (label,)
         else:
-            result[label] = ()
+            same = dst.match(label)
+            result[label] = (same,) if same is not None else ()
     return result
 
 

@@ -193,13 +193,17 @@ def test_unknown_sizes_give_the_same_boxes() -> None:
 
 
 def test_bad_options_are_usage_errors() -> None:
-    from cxrlab.errors import UsageError
+    from cxrlab.errors import ParameterError, UsageError
 
     imgs, f = images_table(["i"]), findings_table([("i", "R1", NF)])
     with pytest.raises(UsageError, match="unknown consensus method"):
         consensus(imgs, f, method="soft-nms")
-    with pytest.raises(UsageError, match="--iou"):
-        consensus(imgs, f, iou=1.5)
+    for bad in (1.5, 2, -1, 0, 1, float("nan"), float("inf")):
+        with pytest.raises(ParameterError, match=r"^iou ") as caught:  # the parameter, not the flag
+            consensus(imgs, f, iou=bad)
+        assert caught.value.parameter == "iou" and isinstance(caught.value, UsageError)
+    with pytest.raises(ParameterError, match=r"^min_readers "):
+        consensus(imgs, f, min_readers=0)
 
 
 # -------------------------------------------------------------------------------- slow reference

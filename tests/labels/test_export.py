@@ -135,7 +135,7 @@ def test_yolo_layout_and_normalised_coordinates(tmp_path: Path) -> None:
 
 def test_yolo_needs_sizes(tmp_path: Path) -> None:
     images, findings = tables(width=None, height=None)
-    with pytest.raises(CxrlabError, match="YOLO needs image sizes"):
+    with pytest.raises(CxrlabError, match=r"^converted is needed: YOLO normalises boxes by the image size"):
         export(images, findings, "yolo", tmp_path)
 
 

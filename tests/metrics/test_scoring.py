@@ -66,9 +66,9 @@ def test_truth_selection_prefers_consensus_and_asks_when_ambiguous(tmp_path: Pat
     assert sel.reader == "consensus" and len(sel.images) == 5
     assert any("no truth row by consensus" in n for n in sel.notes)
     assert select_truth(tables, reader="R1").images["image_id"].tolist() == [IDS[5]]
-    with pytest.raises(UsageError, match=r"2 readers .*--truth-reader"):
+    with pytest.raises(UsageError, match=r"^truth_reader is needed: .*2 readers"):
         select_truth(tables, split="train")
-    with pytest.raises(UsageError, match="no truth rows by reader 'R9'"):
+    with pytest.raises(UsageError, match=r"^truth_reader R9: no rows in the truth tables"):
         select_truth(tables, reader="R9")
 
 

@@ -131,3 +131,24 @@ def test_make_submission_round_trips_and_fills_images_without_predictions(tmp_pa
     assert problems == []
     assert len(preds) == 5
     assert not list((tmp_path / "out").glob(".*tmp"))
+
+
+@pytest.mark.parametrize("boxes", [20_000, 25_000])
+def test_a_row_beyond_the_csv_field_limit_is_read(tmp_path: Path, boxes: int) -> None:
+    """The csv module refuses fields over 128 KiB by default; a detector may write 20,000 boxes."""
+    import csv
+
+    rng = np.random.default_rng(boxes)
+    x0, y0 = rng.integers(0, 1000, boxes), rng.integers(0, 1000, boxes)
+    cls, conf = rng.integers(0, 14, boxes), rng.random(boxes).round(4)
+    text = " ".join(
+        f"{c} {s:g} {a} {b} {a + 5} {b + 7}" for c, s, a, b in zip(cls, conf, x0, y0, strict=True)
+    )
+    assert len(text) > csv.field_size_limit()
+    path = tmp_path / "sub.csv"
+    path.write_text(f"image_id,PredictionString\nimg1,{text}\nimg2,14 1 0 0 1 1\n")
+    limit = csv.field_size_limit()
+    preds, problems = read_submission(path)
+    assert problems == [] and len(preds) == boxes + 1
+    assert (preds["class_id"].to_numpy()[:boxes] == cls).all()
+    assert csv.field_size_limit() == limit  # the process-wide limit is restored

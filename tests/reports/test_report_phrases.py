@@ -123,3 +123,25 @@ def test_rules_file_kinds_are_all_used() -> None:
         "pseudo",
         "termination",
     }
+
+
+@pytest.mark.parametrize("empty", ["~", "~   ", "...", "~ ..."])
+def test_a_phrase_with_nothing_to_match_names_file_and_line(
+    tmp_path: Path, empty: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty '~' line raised a raw ValueError from deep inside the regex compiler."""
+    from cli_helpers import run_cli
+
+    path = tmp_path / "mine.txt"
+    path.write_text(f"[Effusion]\nfluid\n\n[Pneumothorax]\nptx\n{empty}\n")
+    with pytest.raises(PhraseFileError, match=rf"^{path}, line 6: "):
+        MentionFinder.load("nih", path)
+    rules = tmp_path / "rules.txt"
+    rules.write_text("[pre_negation]\nno\n...\n")  # no neutral '~' in rules: an ellipsis alone
+    with pytest.raises(PhraseFileError, match=rf"^{rules}, line 3: "):
+        Rules.load(rules)
+    reports = tmp_path / "r.csv"
+    reports.write_text("report\nNo ptx.\n")
+    args = ["reports", "label", str(reports), "--out", str(tmp_path / "o.csv"), "--phrases", str(path)]
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 1 and f"{path}, line 6" in err and "Traceback" not in err

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from cxrlab.errors import ParameterError
 
 if TYPE_CHECKING:
     from cxrlab.problems import Problem
@@ -81,3 +84,22 @@ def problems_table(
         for p in problems
     ]
     return folded_table(title, ("file", "problem", "count", "what happened", "examples"), rows)
+
+
+@contextmanager
+def flags(**names: str) -> Iterator[None]:
+    """Name the command's flags in the library's parameter errors: ``with flags(iou="--iou"): ...``."""
+    try:
+        yield
+    except ParameterError as exc:
+        flag = names.get(exc.parameter)
+        if flag is None:
+            raise
+        raise exc.for_flag(flag) from None
+
+
+def table_inputs(folder: Path) -> list[Path]:
+    """A tables folder and its two files: what a command reading it must never write over."""
+    from cxrlab.tables import FINDINGS_FILE, IMAGES_FILE
+
+    return [folder, folder / IMAGES_FILE, folder / FINDINGS_FILE]

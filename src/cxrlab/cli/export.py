@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cxrlab.cli.common import console, print_json
+from cxrlab.cli.common import console, flags, print_json, table_inputs
 
 
 def export_cmd(
@@ -26,6 +26,14 @@ def export_cmd(
             "--reader", help="Reader(s) to export (repeatable); default: consensus if present, else all."
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write into a non-empty folder that is not a cxrlab output (only the files written are "
+            "replaced). A cxrlab output folder is replaced whole without it.",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Write the findings in a detection or release format; class maps are written beside."""
@@ -33,7 +41,17 @@ def export_cmd(
     from cxrlab.tables import load_tables
 
     t = load_tables(tables)
-    result = export(t.images, t.findings, fmt, out, converted=images, readers=reader)
+    with flags(out="--out", converted="--images", readers="--reader"):
+        result = export(
+            t.images,
+            t.findings,
+            fmt,
+            out,
+            converted=images,
+            readers=reader,
+            force=force,
+            inputs=table_inputs(tables),
+        )
     if json_out:
         print_json(
             {

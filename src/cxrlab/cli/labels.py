@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cxrlab.cli.common import console, new_app, print_json
+from cxrlab.atomic import output_folder
+from cxrlab.cli.common import console, flags, new_app, print_json, table_inputs
 
 if TYPE_CHECKING:
     from cxrlab.labels.agreement import Agreement
@@ -29,6 +30,13 @@ def consensus_cmd(
         bool,
         typer.Option("--keep-minority", help="Keep fused boxes supported by fewer readers than the quorum."),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write into a non-empty folder that is not a cxrlab output (its other files stay).",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Majority vote of image labels and fusion of boxes; writes the result as reader `consensus`."""
@@ -36,10 +44,13 @@ def consensus_cmd(
     from cxrlab.tables import load_tables, save_tables
 
     t = load_tables(tables)
-    result = consensus(
-        t.images, t.findings, method=method, iou=iou, min_readers=min_readers, keep_minority=keep_minority
-    )
-    save_tables(out, t.images, result.findings)
+    with flags(iou="--iou", min_readers="--min-readers"):
+        result = consensus(
+            t.images, t.findings, method=method, iou=iou, min_readers=min_readers, keep_minority=keep_minority
+        )
+    settings = {"command": "labels consensus", "method": method, "iou": iou, "min_readers": min_readers}
+    with flags(out="--out"), output_folder(out, settings, inputs=table_inputs(tables), force=force) as folder:
+        save_tables(folder.work, t.images, result.findings)
     if json_out:
         print_json(result.stats)
         return
@@ -75,7 +86,8 @@ def agreement_cmd(
     from cxrlab.tables import load_tables
 
     t = load_tables(tables)
-    result = agreement(t.findings, iou=iou)
+    with flags(iou="--iou"):
+        result = agreement(t.findings, iou=iou)
     if json_out:
         print_json(result.to_dict())
         return

@@ -11,8 +11,8 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from cxrlab.atomic import atomic_path
-from cxrlab.cli.common import console, new_app, print_json
+from cxrlab.atomic import atomic_path, refuse_inputs
+from cxrlab.cli.common import console, flags, new_app, print_json
 from cxrlab.errors import UsageError
 
 app = new_app("Label free-text radiology reports: findings, negation, uncertainty.")
@@ -98,14 +98,19 @@ def label(
         Path | None, typer.Option(help="Your own phrase list instead of the shipped one.")
     ] = None,
     rules: Annotated[Path | None, typer.Option(help="Your own negation/uncertainty rules file.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Label reports: 1 positive, 0 negative, -1 uncertain, blank not mentioned; 'No finding' derived."""
     from cxrlab.reports.labeler import ReportLabeler
     from cxrlab.reports.reading import read_reports
 
     check_output_suffix(out)
-    reports = read_reports(source, text_columns=text_col, id_column=id_col)
+    with flags(out="--out"):
+        refuse_inputs(out, [source, phrases, rules])
+    if out.is_dir():
+        raise UsageError(f"{out}: is a folder; the output is a table file (.csv, .tsv or .parquet)")
+    with flags(text_columns="--text-col", id_column="--id-col"):
+        reports = read_reports(source, text_columns=text_col, id_column=id_col)
     labeler = ReportLabeler(labels.value, phrases=phrases, rules=rules, differential=differential.value)
     table = labeler.label_reports(
         reports["text"], reports["report_id"], uncertain=uncertain.value, explain=explain, progress=True
@@ -124,7 +129,7 @@ def label(
             for c in columns
         },
     }
-    if as_json:
+    if json_out:
         print_json(summary)
         return
     grid = Table(title=f"{len(table)} reports labelled with the {labels.value} list -> {out}")
@@ -176,7 +181,7 @@ def evaluate(
     differential: Annotated[
         DifferentialChoice, typer.Option(help=DIFFERENTIAL_HELP)
     ] = DifferentialChoice.uncertain,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Per-label precision, recall and F1 of the NIH list on Open-i reports, and the micro average."""
     from cxrlab.reports.evaluate import evaluate_openi
@@ -186,7 +191,7 @@ def evaluate(
     result = evaluate_openi(
         reports_csv, gold_csv, split=split.value, uncertain=uncertain.value, labeler=labeler
     )
-    if as_json:
+    if json_out:
         print_json(result.to_dict())
         return
     title = (

@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cxrlab.cli.common import console, err_console, new_app, print_json
+from cxrlab.cli.common import console, err_console, flags, new_app, print_json
 
 if TYPE_CHECKING:
-    from cxrlab.metrics.scoring import Score
+    from cxrlab.metrics.scoring import MetricScore
 
 submission_app = new_app("The VinBigData challenge's submission CSV: write one from predictions, check one.")
 
@@ -33,7 +33,7 @@ def _fmt(value: object, digits: int = 3) -> str:
     return f"{number:.{digits}f}"
 
 
-def print_score(result: Score, out: Console | None = None) -> None:
+def print_score(result: MetricScore, out: Console | None = None) -> None:
     """The per-class table and the mean on ``out`` (stdout by default); notes on stderr."""
     out = out or console
     table = Table(title=f"{result.metric}", show_lines=False)
@@ -93,21 +93,33 @@ def score(
         str | None, typer.Option(help="Score only the images of this split (e.g. test).")
     ] = None,
     allow_missing: Annotated[
-        bool, typer.Option(help="Score images without predictions as predicting nothing, instead of failing.")
+        bool,
+        typer.Option(
+            help="Score images without predictions as predicting nothing, and (auroc) a missing "
+            "(image, label) score as 0 and several by their maximum, instead of failing."
+        ),
     ] = False,
     iou: Annotated[float, typer.Option(help="IoU threshold of map40 (the challenge: IoU > 0.4).")] = 0.4,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the auroc CIs (0: none).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     threshold: Annotated[float, typer.Option(help="Score threshold of sensitivity/specificity.")] = 0.5,
-    json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
 ) -> None:
     """Score predictions against the truth tables; invalid predictions: one line per problem, exit 1."""
     from cxrlab.metrics.scoring import score as run_score
 
-    result = run_score(truth, pred, metric=metric, truth_reader=truth_reader, pred_reader=pred_reader,
-                       split=split, allow_missing=allow_missing, iou_threshold=iou, n_boot=bootstrap,
-                       seed=seed, threshold=threshold)  # fmt: skip
-    if json:
+    with flags(
+        iou_threshold="--iou",
+        n_boot="--bootstrap",
+        threshold="--threshold",
+        truth_reader="--truth-reader",
+        pred_reader="--pred-reader",
+        allow_missing="--allow-missing",
+    ):
+        result = run_score(truth, pred, metric=metric, truth_reader=truth_reader, pred_reader=pred_reader,
+                           split=split, allow_missing=allow_missing, iou_threshold=iou, n_boot=bootstrap,
+                           seed=seed, threshold=threshold)  # fmt: skip
+    if json_out:
         print_json(result.to_json())
     else:
         print_score(result)
@@ -128,13 +140,14 @@ def make(
     reader: Annotated[
         str | None, typer.Option(help="Reader (model) to take when PRED holds several.")
     ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Write a valid challenge submission: a row per image, '14 1 0 0 1 1' where nothing is predicted."""
     from cxrlab.metrics.submission import make_submission_file
 
-    counts = make_submission_file(pred, out, images=images, split=split, reader=reader)
-    if json:
+    with flags(reader="--reader", out="--out"):
+        counts = make_submission_file(pred, out, images=images, split=split, reader=reader)
+    if json_out:
         print_json(counts)
     else:
         console.print(

@@ -29,6 +29,7 @@ from scipy.optimize import linear_sum_assignment
 from cxrlab.boxes import box_iou
 from cxrlab.errors import CxrlabError
 from cxrlab.labels.consensus import CONSENSUS
+from cxrlab.params import check_iou
 from cxrlab.tables import BOX_COLUMNS, conform_findings
 
 
@@ -120,6 +121,7 @@ def _nan_to_none(x: float) -> float | None:
 
 def agreement(findings: pd.DataFrame, *, iou: float = 0.4) -> Agreement:
     """Presence kappa and pairwise box agreement of the human readers (module docstring)."""
+    check_iou(iou)
     f = conform_findings(findings)
     f = f[(f["reader"] != CONSENSUS) & (f["score"] >= 1.0)]
     if f.empty:
@@ -132,98 +134,21 @@ def agreement(findings: pd.DataFrame, *, iou: float = 0.4) -> Agreement:
     n_modal = int(multi.mode().iloc[0])
     kappa_ids = multi.index[multi == n_modal]
     labels = sorted(f["label"].unique())
-
-    # Presence: (image, reader, label) -> reported.
-    present = f[["image_id", "reader", "label"]].drop_duplicates()
-    counts = (
-        present[present["image_id"].isin(kappa_ids)]
-        .groupby(["label", "image_id"])
-        .size()
-        .unstack(fill_value=0)
-        .reindex(index=labels, columns=kappa_ids, fill_value=0)
-    )
-    c = counts.to_numpy()
-    per_label_kappa = {
-        lab: fleiss_kappa(np.stack([n_modal - row, row], axis=1)) for lab, row in zip(labels, c, strict=True)
-    }
-    pooled = fleiss_kappa(np.stack([n_modal - c.ravel(), c.ravel()], axis=1))
-
-    # Boxes, pairwise, one pass over arrays sorted by image.
-    has = f[BOX_COLUMNS].notna().all(axis=1).to_numpy()
-    bx = f[has]
-    per_label: dict[str, _Acc] = defaultdict(_Acc)
-    per_reader: dict[str, _Acc] = defaultdict(_Acc)
-    total = _Acc()
-    if not bx.empty:
-        img_codes, img_names = pd.factorize(bx["image_id"], sort=True)
-        order = np.argsort(img_codes, kind="stable")
-        xy = bx[BOX_COLUMNS].to_numpy(dtype=float)[order]
-        rd = bx["reader"].to_numpy(dtype=object)[order]
-        lb = bx["label"].to_numpy(dtype=object)[order]
-        ic = img_codes[order]
-        starts = np.flatnonzero(np.r_[True, ic[1:] != ic[:-1]])
-        ends = np.r_[starts[1:], len(ic)]
-        for g, (s, e) in enumerate(zip(starts, ends, strict=True)):
-            readers = sorted(readers_of[img_names[g]])
-            if len(readers) < 2:
-                continue
-            b, r, lab = xy[s:e], rd[s:e], lb[s:e]
-            for label in np.unique(lab):
-                sel = lab == label
-                for ra, rb in combinations(readers, 2):
-                    ba, bb = b[sel & (r == ra)], b[sel & (r == rb)]
-                    if len(ba) == 0 and len(bb) == 0:
-                        continue
-                    ious = match_boxes(ba, bb, iou)
-                    n = len(ba) + len(bb)
-                    per_label[label].add(n, ious)
-                    total.add(n, ious)
-                    per_reader[ra].add(n, ious)
-                    per_reader[rb].add(n, ious)
-
-    # Per reader presence: Cohen's kappa against each co-reader on shared images.
-    matrix = present.assign(v=True).pivot_table(
-        index=["image_id", "label"], columns="reader", values="v", aggfunc="any", fill_value=False
-    )
-    reader_rows = []
-    all_readers = sorted(f["reader"].unique(), key=_reader_key)
-    image_sets = {r: set(f.loc[f["reader"] == r, "image_id"]) for r in all_readers}
-    pair_kappa: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for ra, rb in combinations(all_readers, 2):
-        shared = image_sets[ra] & image_sets[rb]
-        if not shared:
-            continue
-        sub = matrix[matrix.index.get_level_values(0).isin(shared)]
-        # every (shared image, label) pair, absent ones included
-        full = pd.MultiIndex.from_product([sorted(shared), labels], names=["image_id", "label"])
-        sub = sub.reindex(full, fill_value=False)
-        k = cohen_kappa(sub[ra].to_numpy(), sub[rb].to_numpy())
-        if not np.isnan(k):
-            pair_kappa[ra].append((k, len(shared)))
-            pair_kappa[rb].append((k, len(shared)))
-    for r in all_readers:
-        ks = pair_kappa.get(r, [])
-        weight = sum(w for _, w in ks)
-        reader_rows.append(
-            {
-                "reader": r,
-                "images": len(image_sets[r]),
-                "boxes": int((bx["reader"] == r).sum()),
-                "kappa": sum(k * w for k, w in ks) / weight if weight else None,
-                **per_reader[r].figures(),
-            }
-        )
-    label_rows = []
-    for lab, row in zip(labels, c, strict=True):
-        label_rows.append(
-            {
-                "label": lab,
-                "images_reported": int((row > 0).sum()),
-                "kappa": _nan_to_none(per_label_kappa[lab]),
-                "boxes": int((bx["label"] == lab).sum()),
-                **per_label[lab].figures(),
-            }
-        )
+    present = f[["image_id", "reader", "label"]].drop_duplicates()  # (image, reader, label) reported
+    counts, per_label_kappa, pooled = _presence_kappa(present, labels, kappa_ids, n_modal)
+    boxed = f[f[BOX_COLUMNS].notna().all(axis=1).to_numpy()]
+    per_label, per_reader, total = _box_agreement(boxed, readers_of, iou)
+    reader_rows = _reader_rows(f, present, labels, boxed, per_reader)
+    label_rows = [
+        {
+            "label": lab,
+            "images_reported": int((row > 0).sum()),
+            "kappa": _nan_to_none(per_label_kappa[lab]),
+            "boxes": int((boxed["label"] == lab).sum()),
+            **per_label[lab].figures(),
+        }
+        for lab, row in zip(labels, counts, strict=True)
+    ]
     finite = [k for k in per_label_kappa.values() if not np.isnan(k)]
     overall = {
         "kappa_pooled": _nan_to_none(pooled),
@@ -240,6 +165,107 @@ def agreement(findings: pd.DataFrame, *, iou: float = 0.4) -> Agreement:
         "matching": "hungarian (scipy linear_sum_assignment): most pairs at IoU >= iou, then total IoU",
     }
     return Agreement(label_rows, overall, reader_rows, info)
+
+
+def _presence_kappa(
+    present: pd.DataFrame, labels: list[str], kappa_ids: pd.Index, n_modal: int
+) -> tuple[np.ndarray, dict[str, float], float]:
+    """(label x image) counts of readers reporting, Fleiss' kappa per label and pooled over labels, on the
+    images read by the modal number of readers (Fleiss needs the same number of ratings per subject)."""
+    counts = (
+        present[present["image_id"].isin(kappa_ids)]
+        .groupby(["label", "image_id"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(index=labels, columns=kappa_ids, fill_value=0)
+        .to_numpy()
+    )
+    per_label = {
+        lab: fleiss_kappa(np.stack([n_modal - row, row], axis=1))
+        for lab, row in zip(labels, counts, strict=True)
+    }
+    pooled = fleiss_kappa(np.stack([n_modal - counts.ravel(), counts.ravel()], axis=1))
+    return counts, per_label, pooled
+
+
+def _box_agreement(
+    boxed: pd.DataFrame, readers_of: pd.Series, iou: float
+) -> tuple[dict[str, _Acc], dict[str, _Acc], _Acc]:
+    """Matched boxes of every pair of readers of an image, per label: per label, per reader and in all.
+
+    One pass over arrays sorted by image."""
+    per_label: dict[str, _Acc] = defaultdict(_Acc)
+    per_reader: dict[str, _Acc] = defaultdict(_Acc)
+    total = _Acc()
+    if boxed.empty:
+        return per_label, per_reader, total
+    img_codes, img_names = pd.factorize(boxed["image_id"], sort=True)
+    order = np.argsort(img_codes, kind="stable")
+    xy = boxed[BOX_COLUMNS].to_numpy(dtype=float)[order]
+    rd = boxed["reader"].to_numpy(dtype=object)[order]
+    lb = boxed["label"].to_numpy(dtype=object)[order]
+    ic = img_codes[order]
+    starts = np.flatnonzero(np.r_[True, ic[1:] != ic[:-1]])
+    ends = np.r_[starts[1:], len(ic)]
+    for g, (s, e) in enumerate(zip(starts, ends, strict=True)):
+        readers = sorted(readers_of[img_names[g]])
+        if len(readers) < 2:
+            continue
+        b, r, lab = xy[s:e], rd[s:e], lb[s:e]
+        for label in np.unique(lab):
+            sel = lab == label
+            for ra, rb in combinations(readers, 2):
+                ba, bb = b[sel & (r == ra)], b[sel & (r == rb)]
+                if len(ba) == 0 and len(bb) == 0:
+                    continue
+                ious = match_boxes(ba, bb, iou)
+                n = len(ba) + len(bb)
+                for acc in (per_label[label], total, per_reader[ra], per_reader[rb]):
+                    acc.add(n, ious)
+    return per_label, per_reader, total
+
+
+def _reader_rows(
+    f: pd.DataFrame,
+    present: pd.DataFrame,
+    labels: list[str],
+    boxed: pd.DataFrame,
+    per_reader: dict[str, _Acc],
+) -> list[dict[str, Any]]:
+    """Per reader: Cohen's kappa on presence against each co-reader on their shared images (weighted by
+    the images shared), and the reader's box figures."""
+    matrix = present.assign(v=True).pivot_table(
+        index=["image_id", "label"], columns="reader", values="v", aggfunc="any", fill_value=False
+    )
+    all_readers = sorted(f["reader"].unique(), key=_reader_key)
+    image_sets = {r: set(f.loc[f["reader"] == r, "image_id"]) for r in all_readers}
+    pair_kappa: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for ra, rb in combinations(all_readers, 2):
+        shared = image_sets[ra] & image_sets[rb]
+        if not shared:
+            continue
+        sub = matrix[matrix.index.get_level_values(0).isin(shared)]
+        # every (shared image, label) pair, absent ones included
+        full = pd.MultiIndex.from_product([sorted(shared), labels], names=["image_id", "label"])
+        sub = sub.reindex(full, fill_value=False)
+        k = cohen_kappa(sub[ra].to_numpy(), sub[rb].to_numpy())
+        if not np.isnan(k):
+            pair_kappa[ra].append((k, len(shared)))
+            pair_kappa[rb].append((k, len(shared)))
+    rows = []
+    for r in all_readers:
+        ks = pair_kappa.get(r, [])
+        weight = sum(w for _, w in ks)
+        rows.append(
+            {
+                "reader": r,
+                "images": len(image_sets[r]),
+                "boxes": int((boxed["reader"] == r).sum()),
+                "kappa": sum(k * w for k, w in ks) / weight if weight else None,
+                **per_reader[r].figures(),
+            }
+        )
+    return rows
 
 
 def _reader_key(name: str) -> tuple[int, str]:

@@ -37,6 +37,7 @@ import pandas as pd
 
 from cxrlab.boxes import box_iou
 from cxrlab.errors import UsageError
+from cxrlab.params import check_count, check_iou
 from cxrlab.tables import BOX_COLUMNS, CONSENSUS, FINDING_COLUMNS, conform_findings
 from cxrlab.taxonomy import NO_FINDING
 
@@ -140,31 +141,16 @@ def consensus(
     """Replace the ``consensus`` reader of every image that has human readers (module docstring)."""
     if method not in METHODS:
         raise UsageError(f"unknown consensus method '{method}'; choose from {', '.join(METHODS)}")
-    if not 0 < iou < 1:
-        raise UsageError(f"--iou must be between 0 and 1 (got {iou})")
-    if min_readers < 1:
-        raise UsageError(f"--min-readers must be at least 1 (got {min_readers})")
+    check_iou(iou)
+    check_count(min_readers, "min_readers", minimum=1)
     findings = conform_findings(findings)
     is_cons = (findings["reader"] == CONSENSUS).to_numpy()
     human = findings[~is_cons]
     fused_ids = pd.Index(human["image_id"].unique())
     kept_cons = findings[is_cons & ~findings["image_id"].isin(fused_ids).to_numpy()]
-
-    # Readers per image and the label vote.
-    n_img = human.groupby("image_id", sort=False)["reader"].nunique()
+    n_img = human.groupby("image_id", sort=False)["reader"].nunique()  # readers per image
     quorum = np.minimum(n_img, min_readers)
-    votes = (
-        human[["image_id", "reader", "label"]]
-        .drop_duplicates()
-        .groupby(["image_id", "label"], sort=False)
-        .size()
-        .rename("votes")
-        .reset_index()
-    )
-    votes["n_img"] = votes["image_id"].map(n_img).to_numpy()
-    votes["quorum"] = votes["image_id"].map(quorum).to_numpy()
-    positive = votes[(votes["label"] != NO_FINDING) & (votes["votes"] >= votes["quorum"])]
-
+    votes = _label_votes(human, n_img, quorum)
     fused, stats = _fuse_boxes(images, human, method=method, iou=iou)
     fused["n_img"] = fused["image_id"].map(n_img).to_numpy()
     fused["quorum"] = fused["image_id"].map(quorum).to_numpy()
@@ -173,41 +159,11 @@ def consensus(
     stats["minority_boxes_dropped"] = 0 if keep_minority else int(minority.sum())
     if not keep_minority:
         fused = fused[~minority]
-
-    # Positive labels without a kept box become image-level rows.
-    boxed = fused[["image_id", "label"]].drop_duplicates()
-    level = positive.merge(boxed, on=["image_id", "label"], how="left", indicator=True)
-    level = level[level["_merge"] == "left_only"]
-    level_rows = pd.DataFrame(
-        {
-            "image_id": level["image_id"].to_numpy(),
-            "label": level["label"].to_numpy(),
-            **{c: np.nan for c in BOX_COLUMNS},
-            "n_readers": level["votes"].to_numpy(),
-            "n_img": level["n_img"].to_numpy(),
-        }
-    )
+    level_rows = _image_level_rows(votes, fused)
     box_rows = fused[["image_id", "label", *BOX_COLUMNS, "n_readers", "n_img"]]
     rows = pd.concat([box_rows, level_rows], ignore_index=True)
-
-    # No finding where nothing is left.
-    empty_ids = fused_ids.difference(pd.Index(rows["image_id"].unique()))
-    nf_votes = votes[votes["label"] == NO_FINDING].set_index("image_id")["votes"]
-    nf_rows = pd.DataFrame(
-        {
-            "image_id": np.asarray(empty_ids, dtype=object),
-            "label": NO_FINDING,
-            **{c: np.nan for c in BOX_COLUMNS},
-            "n_readers": nf_votes.reindex(empty_ids).fillna(0).to_numpy(dtype=np.int64),
-            "n_img": n_img.reindex(empty_ids).to_numpy(),
-        }
-    )
-    rows = pd.concat([rows, nf_rows], ignore_index=True)
-    rows["reader"] = CONSENSUS
-    rows["score"] = rows["n_readers"].to_numpy(dtype=float) / rows["n_img"].to_numpy(dtype=float)
-    rows["n_readers"] = rows["n_readers"].astype("Int64")
-    new = rows[[*FINDING_COLUMNS, "n_readers"]]
-
+    nf_rows = _no_finding_rows(fused_ids, rows, votes, n_img)
+    new = _as_consensus(pd.concat([rows, nf_rows], ignore_index=True))
     if "n_readers" not in kept_cons.columns:  # earlier support counts of kept consensus rows stay
         kept_cons = kept_cons.assign(n_readers=pd.NA)
     out = pd.concat([human.assign(n_readers=pd.NA), kept_cons], ignore_index=True)
@@ -229,6 +185,63 @@ def consensus(
         no_finding_images=len(nf_rows),
     )
     return ConsensusResult(out, stats)
+
+
+def _label_votes(human: pd.DataFrame, n_img: pd.Series, quorum: pd.Series) -> pd.DataFrame:
+    """Per (image, label): how many readers reported it, the image's readers and quorum."""
+    votes = (
+        human[["image_id", "reader", "label"]]
+        .drop_duplicates()
+        .groupby(["image_id", "label"], sort=False)
+        .size()
+        .rename("votes")
+        .reset_index()
+    )
+    votes["n_img"] = votes["image_id"].map(n_img).to_numpy()
+    votes["quorum"] = votes["image_id"].map(quorum).to_numpy()
+    return votes
+
+
+def _image_level_rows(votes: pd.DataFrame, fused: pd.DataFrame) -> pd.DataFrame:
+    """Labels voted positive by the quorum that kept no fused box: image-level rows."""
+    positive = votes[(votes["label"] != NO_FINDING) & (votes["votes"] >= votes["quorum"])]
+    boxed = fused[["image_id", "label"]].drop_duplicates()
+    level = positive.merge(boxed, on=["image_id", "label"], how="left", indicator=True)
+    level = level[level["_merge"] == "left_only"]
+    return pd.DataFrame(
+        {
+            "image_id": level["image_id"].to_numpy(),
+            "label": level["label"].to_numpy(),
+            **{c: np.nan for c in BOX_COLUMNS},
+            "n_readers": level["votes"].to_numpy(),
+            "n_img": level["n_img"].to_numpy(),
+        }
+    )
+
+
+def _no_finding_rows(
+    fused_ids: pd.Index, rows: pd.DataFrame, votes: pd.DataFrame, n_img: pd.Series
+) -> pd.DataFrame:
+    """``No finding`` for the fused images where nothing is left, with the readers who said so."""
+    empty_ids = fused_ids.difference(pd.Index(rows["image_id"].unique()))
+    nf_votes = votes[votes["label"] == NO_FINDING].set_index("image_id")["votes"]
+    return pd.DataFrame(
+        {
+            "image_id": np.asarray(empty_ids, dtype=object),
+            "label": NO_FINDING,
+            **{c: np.nan for c in BOX_COLUMNS},
+            "n_readers": nf_votes.reindex(empty_ids).fillna(0).to_numpy(dtype=np.int64),
+            "n_img": n_img.reindex(empty_ids).to_numpy(),
+        }
+    )
+
+
+def _as_consensus(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the ``consensus`` reader, scored by the share of the image's readers behind each."""
+    rows["reader"] = CONSENSUS
+    rows["score"] = rows["n_readers"].to_numpy(dtype=float) / rows["n_img"].to_numpy(dtype=float)
+    rows["n_readers"] = rows["n_readers"].astype("Int64")
+    return rows[[*FINDING_COLUMNS, "n_readers"]]
 
 
 def _fuse_boxes(

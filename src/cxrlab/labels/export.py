@@ -2,10 +2,15 @@
 
 Boxes in the tables are ``x_min, y_min, x_max, y_max`` in pixels of the original image, origin top-left. With
 ``converted`` (a folder of converted images and its manifest: ``image_id, width, height, scale_x, scale_y,
-pad_x, pad_y, output``) boxes become ``x * scale_x + pad_x``, ``y * scale_y + pad_y`` clipped to the new size,
-and the file names and sizes are the converted ones.
+output``) boxes become ``x * scale_x``, ``y * scale_y`` clipped to the new size, and the file names and sizes
+are the converted ones.
 
-Formats (files are written under a temporary name, then renamed):
+The export is built in a temporary folder beside ``out`` and put in place only when whole (see
+:func:`cxrlab.atomic.output_folder`): an earlier cxrlab output in ``out`` is replaced whole (no label file
+of an earlier class map survives), a non-empty folder that is not a cxrlab output is refused unless
+``force``, and inputs are never written over.
+
+Formats:
 
 - ``coco``: ``annotations.json`` (``images`` with width/height, ``annotations`` with ``bbox`` x, y, w, h,
   ``area``, ``iscrowd`` 0 and the ``reader``/``score``/``n_readers`` of the row, ``categories``). Category ids
@@ -41,14 +46,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrlab.atomic import write_text_atomic
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.atomic import output_folder, write_text_atomic
+from cxrlab.errors import CxrlabError, ParameterError, UsageError
+from cxrlab.imaging.transform import scale_findings
 from cxrlab.labels.consensus import CONSENSUS
-from cxrlab.tables import BOX_COLUMNS
+from cxrlab.tables import BOX_COLUMNS, select_readers
 from cxrlab.taxonomy import NO_FINDING, VINDR_CHALLENGE, VINDR_GLOBAL, VINDR_LOCAL
 
 FORMATS = ("coco", "yolo", "voc", "vindr-csv", "challenge-csv")
-MANIFEST_COLUMNS = ["image_id", "width", "height", "scale_x", "scale_y", "pad_x", "pad_y", "output"]
+MANIFEST_COLUMNS = ["image_id", "width", "height", "scale_x", "scale_y", "output"]
 MANIFEST_NAMES = ("manifest.parquet", "manifest.csv")
 CHALLENGE_CLASSES = VINDR_CHALLENGE.findings
 
@@ -69,9 +75,9 @@ def _write_csv(path: Path, df: pd.DataFrame) -> Path:
 
 
 def read_manifest(converted: str | Path) -> pd.DataFrame:
-    """The converted folder's manifest: per image the new size, the scale (and padding, 0 when absent), the
-    output file (relative to the folder). Rows of a ``cxrlab convert`` manifest whose status is not ``ok`` are
-    left out."""
+    """The converted folder's manifest: per image the new size, the scale, the output file (relative to the
+    folder). Rows of a ``cxrlab convert`` manifest whose status is not ``ok`` are left out; a manifest that
+    pads images (``pad_x``/``pad_y`` not 0, which ``cxrlab convert`` never writes) is refused."""
     converted = Path(converted)
     for name in MANIFEST_NAMES:
         path = converted / name
@@ -84,10 +90,9 @@ def read_manifest(converted: str | Path) -> pd.DataFrame:
             break
     else:
         raise CxrlabError(f"{converted}: no conversion manifest ({' or '.join(MANIFEST_NAMES)})")
-    df = df.copy()
-    for c, default in (("pad_x", 0.0), ("pad_y", 0.0)):
-        if c not in df.columns:
-            df[c] = default
+    padded = [c for c in ("pad_x", "pad_y") if c in df.columns and (df[c].fillna(0) != 0).any()]
+    if padded:
+        raise CxrlabError(f"{path}: padded images ({', '.join(padded)} not 0) are not supported")
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise CxrlabError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
@@ -110,20 +115,6 @@ def _relative_to(output: str, folder: Path) -> str:
             except ValueError:
                 continue
     return output
-
-
-def _select_readers(findings: pd.DataFrame, readers: Sequence[str] | None) -> pd.DataFrame:
-    present = set(findings["reader"].dropna().unique())
-    if readers:
-        unknown = [r for r in readers if r not in present]
-        if unknown:
-            raise UsageError(
-                f"reader(s) {', '.join(unknown)} not in the findings; found {', '.join(sorted(present))}"
-            )
-        return findings[findings["reader"].isin(list(readers))]
-    if CONSENSUS in present:
-        return findings[findings["reader"] == CONSENSUS]
-    return findings
 
 
 def class_list(labels: Sequence[str]) -> tuple[str, list[str]]:
@@ -149,7 +140,7 @@ def _prepare(
     images: pd.DataFrame, findings: pd.DataFrame, readers: Sequence[str] | None, converted: str | Path | None
 ) -> _Prepared:
     notes: list[str] = []
-    f = _select_readers(findings, readers)
+    f, _ = select_readers(findings, list(readers or []), parameter="readers")
     boxed = f[f[BOX_COLUMNS].notna().all(axis=1)].copy()
     class_set, classes = class_list(sorted(boxed["label"].unique()))
     img = images[["image_id", "split", "path", "width", "height"]].copy()
@@ -157,34 +148,7 @@ def _prepare(
     img["height"] = img["height"].astype(float)
     img["file_name"] = img["path"].astype(str)
     if converted is not None:
-        manifest = read_manifest(converted)
-        m = img[["image_id"]].merge(manifest, on="image_id", how="left")
-        absent = m["output"].isna()
-        if absent.any():
-            notes.append(
-                f"{int(absent.sum())} image(s) not in the conversion manifest were left out "
-                f"(e.g. {m.loc[absent, 'image_id'].iloc[0]})"
-            )
-        keep = ~absent.to_numpy()
-        img, m = img[keep].reset_index(drop=True), m[keep].reset_index(drop=True)
-        img["width"], img["height"] = m["width"].astype(float), m["height"].astype(float)
-        img["file_name"] = m["output"]
-        boxed = boxed[boxed["image_id"].isin(img["image_id"])]
-        t = boxed[["image_id"]].merge(m, on="image_id", how="left")
-        xy = boxed[BOX_COLUMNS].to_numpy(dtype=float)
-        sx, sy = t["scale_x"].to_numpy(float), t["scale_y"].to_numpy(float)
-        px, py = t["pad_x"].to_numpy(float), t["pad_y"].to_numpy(float)
-        w, h = t["width"].to_numpy(float), t["height"].to_numpy(float)
-        xy = np.stack(
-            [
-                np.clip(xy[:, 0] * sx + px, 0, w),
-                np.clip(xy[:, 1] * sy + py, 0, h),
-                np.clip(xy[:, 2] * sx + px, 0, w),
-                np.clip(xy[:, 3] * sy + py, 0, h),
-            ],
-            axis=1,
-        )
-        boxed[BOX_COLUMNS] = xy
+        img, boxed = _in_converted(img, boxed, converted, notes)
     boxed = boxed[boxed["image_id"].isin(img["image_id"])]
     boxed["class_index"] = boxed["label"].map({c: i for i, c in enumerate(classes)})
     unmapped = boxed["class_index"].isna()
@@ -193,6 +157,39 @@ def _prepare(
         boxed = boxed[~unmapped]
     boxed["class_index"] = boxed["class_index"].astype(int)
     return _Prepared(img.reset_index(drop=True), boxed.reset_index(drop=True), classes, class_set, notes)
+
+
+def _in_converted(
+    img: pd.DataFrame, boxed: pd.DataFrame, converted: str | Path, notes: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Images and boxes as converted: file names, sizes and box coordinates of the manifest's images."""
+    manifest = read_manifest(converted)
+    m = img[["image_id"]].merge(manifest, on="image_id", how="left")
+    absent = m["output"].isna()
+    if len(m) and absent.all():
+        raise CxrlabError(
+            f"{converted}: none of the {len(m)} images is in its conversion manifest "
+            f"(e.g. {m['image_id'].iloc[0]}); convert these images first, or give their converted folder"
+        )
+    if absent.any():
+        notes.append(
+            f"{int(absent.sum())} image(s) not in the conversion manifest were left out "
+            f"(e.g. {m.loc[absent, 'image_id'].iloc[0]})"
+        )
+    keep = ~absent.to_numpy()
+    img, m = img[keep].reset_index(drop=True), m[keep].reset_index(drop=True)
+    img["width"], img["height"] = m["width"].astype(float), m["height"].astype(float)
+    img["file_name"] = m["output"]
+    return img, _scale_and_clip(boxed, m)
+
+
+def _scale_and_clip(boxed: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Boxes in the converted images' pixels, clipped to their size; rows of images not converted dropped."""
+    scaled = scale_findings(boxed, manifest)
+    size = manifest.set_index("image_id")[["width", "height"]].reindex(scaled["image_id"])
+    limit = np.tile(size.to_numpy(dtype=float), 2)  # w, h, w, h
+    scaled[BOX_COLUMNS] = np.clip(scaled[BOX_COLUMNS].to_numpy(dtype=float), 0, limit)
+    return scaled
 
 
 def _write_class_maps(out: Path, classes: list[str], class_set: str, id_offset: int) -> list[Path]:
@@ -271,12 +268,17 @@ def _export_coco(p: _Prepared, out: Path, result: ExportResult) -> None:
     result.files += _write_class_maps(out, p.classes, p.class_set, 1)
 
 
-def _export_yolo(p: _Prepared, out: Path, result: ExportResult, converted: Path | None) -> None:
+def _export_yolo(
+    p: _Prepared, out: Path, result: ExportResult, converted: Path | None, *, final: Path
+) -> None:
     unknown = p.images["width"].isna() | p.images["height"].isna()
     if unknown.any():
-        raise CxrlabError(
-            f"YOLO needs image sizes to normalise boxes; {int(unknown.sum())} image(s) have none "
-            f"(e.g. {p.images.loc[unknown, 'image_id'].iloc[0]}): index with the DICOMs or give --images"
+        raise ParameterError(
+            "converted",
+            f"is needed: YOLO normalises boxes by the image size and {int(unknown.sum())} image(s) have none "
+            f"(e.g. {p.images.loc[unknown, 'image_id'].iloc[0]}); give the converted images, or index with "
+            "the DICOMs",
+            exit_code=1,
         )
     size = p.images.set_index("image_id")[["width", "height"]]
     b = p.boxes
@@ -306,15 +308,11 @@ def _export_yolo(p: _Prepared, out: Path, result: ExportResult, converted: Path 
             (out / "images" / split).mkdir(parents=True, exist_ok=True)
     if converted is None:
         result.notes.append(
-            "no --images given: images/ is empty; put the converted images there under the same "
+            "no converted images given: images/ is empty; put the converted images there under the same "
             "names as labels/"
         )
-    val = "test" if "test" in splits else ("val" if "val" in splits else splits[0] if splits else "train")
-    yaml = [
-        f"path: {out.resolve()}",
-        f"train: images/{'train' if 'train' in splits else val}",
-        f"val: images/{val}",
-    ]
+    train, val = _yolo_train_val(splits, result)
+    yaml = [f"path: {final.resolve()}", f"train: images/{train}", f"val: images/{val}"]
     if "test" in splits:
         yaml.append("test: images/test")
     yaml.append(f"nc: {len(p.classes)}")
@@ -323,6 +321,17 @@ def _export_yolo(p: _Prepared, out: Path, result: ExportResult, converted: Path 
     result.files.append(write_text_atomic(out / "data.yaml", "\n".join(yaml) + "\n"))
     result.files += _write_class_maps(out, p.classes, p.class_set, 0)
     result.counts["label_files"] = len(p.images)
+
+
+def _yolo_train_val(splits: list[str], result: ExportResult) -> tuple[str, str]:
+    """The splits data.yaml names for training and validation: ``val`` when there is one, never silently
+    the test split (tuning on it would leak the test set into the model)."""
+    train = "train" if "train" in splits else (splits[0] if splits else "train")
+    if "val" in splits:
+        return train, "val"
+    fallback = "test" if "test" in splits else train
+    result.notes.append(f"no val split: data.yaml's val is the {fallback} split (make one with splits make)")
+    return train, fallback
 
 
 def _export_voc(p: _Prepared, out: Path, result: ExportResult) -> None:
@@ -467,27 +476,52 @@ def export(
     *,
     converted: str | Path | None = None,
     readers: Sequence[str] | None = None,
+    force: bool = False,
+    inputs: Sequence[str | Path] = (),
 ) -> ExportResult:
-    """Write ``fmt`` into ``out`` (module docstring). Original files are never touched."""
+    """Write ``fmt`` into the folder ``out`` (module docstring), whole or not at all.
+
+    ``inputs`` names the files the tables came from (never written over, nor a folder holding them
+    replaced); ``force`` allows writing into a non-empty folder that is not a cxrlab output, replacing only
+    the files the export writes.
+    """
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format '{fmt}'; choose from {', '.join(FORMATS)}")
+    if converted is not None and fmt in ("vindr-csv", "challenge-csv"):
+        raise UsageError(f"converted applies to coco, yolo and voc; {fmt} keeps the original pixels")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = ExportResult(out)
+    settings = {"command": "export", "format": fmt, "readers": list(readers or []), "converted": converted}
+    with output_folder(out, settings, inputs=[*inputs, converted], force=force) as folder:
+        result = ExportResult(out)
+        _write_format(images, findings, fmt, folder.work, result, converted, readers, final=out)
+        result.files = [folder.final_path(f) for f in result.files]
+        if not folder.whole:
+            result.notes.append(f"{out} was not a cxrlab output: its other files were left as they were")
+    return result
+
+
+def _write_format(
+    images: pd.DataFrame,
+    findings: pd.DataFrame,
+    fmt: str,
+    work: Path,
+    result: ExportResult,
+    converted: str | Path | None,
+    readers: Sequence[str] | None,
+    *,
+    final: Path,
+) -> None:
     if fmt in ("vindr-csv", "challenge-csv"):
-        if converted is not None:
-            raise UsageError(f"--images applies to coco, yolo and voc; {fmt} keeps the original pixels")
-        f = findings if not readers else _select_readers(findings, readers)
+        f = findings if not readers else select_readers(findings, list(readers), parameter="readers")[0]
         f = f.drop(columns=[c for c in f.columns if c == "n_readers"])
-        (_export_vindr_csv if fmt == "vindr-csv" else _export_challenge_csv)(images, f, out, result)
-        return result
+        (_export_vindr_csv if fmt == "vindr-csv" else _export_challenge_csv)(images, f, work, result)
+        return
     p = _prepare(images, findings, readers, converted)
     result.notes += p.notes
     result.counts.update(images=len(p.images), boxes=len(p.boxes), classes=len(p.classes))
     if fmt == "coco":
-        _export_coco(p, out, result)
+        _export_coco(p, work, result)
     elif fmt == "yolo":
-        _export_yolo(p, out, result, Path(converted) if converted is not None else None)
+        _export_yolo(p, work, result, Path(converted) if converted is not None else None, final=final)
     else:
-        _export_voc(p, out, result)
-    return result
+        _export_voc(p, work, result)

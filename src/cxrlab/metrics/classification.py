@@ -21,6 +21,7 @@ The macro mean of a resample averages the labels defined in it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from cxrlab.errors import CxrlabError
+from cxrlab.errors import CxrlabError, ParameterError
+from cxrlab.params import check_count, check_probability
 
 _CHUNK = 100  # resamples per block: bounds memory and keeps results independent of the block size
 
@@ -46,6 +48,8 @@ class _Column:
 
     pos: sparse.csr_matrix  # (m, units)
     neg: sparse.csr_matrix  # (2m + 1, units)
+    pos_per_unit: np.ndarray  # (units,) positives of each unit
+    neg_per_unit: np.ndarray  # (units,) negatives of each unit
 
 
 def _prepare(y: np.ndarray, s: np.ndarray, unit: np.ndarray, n_units: int) -> _Column:
@@ -62,24 +66,48 @@ def _prepare(y: np.ndarray, s: np.ndarray, unit: np.ndarray, n_units: int) -> _C
         data = np.ones(len(rows))
         return sparse.csr_matrix((data, (rows, units)), shape=(n_rows, n_units))
 
-    return _Column(counts(pos_run, unit[is_pos], m), counts(neg_bucket, unit[~is_pos], 2 * m + 1))
+    per_unit = [np.bincount(unit[mask], minlength=n_units).astype(float) for mask in (is_pos, ~is_pos)]
+    return _Column(counts(pos_run, unit[is_pos], m), counts(neg_bucket, unit[~is_pos], 2 * m + 1), *per_unit)
+
+
+_BLOCK_CELLS = 1 << 18
+"""Runs x resamples per block of :func:`_auroc_auprc` (2 MiB a matrix): memory stays bounded whatever the
+number of distinct scores (the pooled micro column of 102k x 14 has 150k), and the blocks stay in cache."""
 
 
 def _auroc_auprc(col: _Column, unit_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUROC and AUPRC for each column of ``unit_weights`` (units, B): (B,) each, NaN where undefined."""
-    wp = np.asarray(col.pos @ unit_weights)  # (m, B)
-    wn = np.asarray(col.neg @ unit_weights)  # (2m + 1, B)
-    p_tot, n_tot = wp.sum(axis=0), wn.sum(axis=0)
-    cum = np.cumsum(wn, axis=0)
-    below = cum[0:-1:2]  # negatives strictly below v_k
-    equal = wn[1::2]  # negatives scoring v_k
+    """AUROC and AUPRC for each column of ``unit_weights`` (units, B): (B,) each, NaN where undefined.
+
+    The runs are taken in blocks, carrying the negatives below and the positives before each block, and
+    laid out resample by resample so that the cumulative sums run along contiguous memory (along the runs
+    they were the slowest step). The weights are integer counts, so every sum but AUPRC's is exact in any
+    order; AUPRC's terms are added run after run, in the order of one sum over all runs, so the result does
+    not depend on the blocks.
+    """
+    m, n_boot = col.pos.shape[0], unit_weights.shape[1]
+    p_tot, n_tot = col.pos_per_unit @ unit_weights, col.neg_per_unit @ unit_weights
+    neg_before, pos_before = np.zeros(n_boot), np.zeros(n_boot)
+    roc_sum, pr_sum = np.zeros(n_boot), np.zeros(n_boot)
+    # One block for a point estimate (B = 1): numpy sums a single row pairwise, which blocks would not.
+    step = max(1, m if n_boot == 1 else _BLOCK_CELLS // n_boot)
     with np.errstate(invalid="ignore", divide="ignore"):
-        auroc = (wp * (below + 0.5 * equal)).sum(axis=0) / (p_tot * n_tot)
-        # Calling score >= v_k positive: the true positives are the positives' weight at runs >= k.
-        tp = np.cumsum(wp[::-1], axis=0)[::-1]
-        fp = n_tot - below
-        precision = tp / np.maximum(tp + fp, 1e-300)
-        auprc = (wp * precision).sum(axis=0) / p_tot
+        for a in range(0, m, step):
+            b = min(a + step, m)
+            wp = np.ascontiguousarray((col.pos[a:b] @ unit_weights).T)  # (B, runs)
+            wn = np.ascontiguousarray((col.neg[2 * a : 2 * b] @ unit_weights).T)  # buckets 2a .. 2b - 1
+            cum = np.cumsum(wn, axis=1) + neg_before[:, None]
+            below, equal = cum[:, 0::2], wn[:, 1::2]  # negatives strictly below v_k; scoring v_k
+            roc_sum += (wp * (below + 0.5 * equal)).sum(axis=1)
+            # Calling score >= v_k positive: the true positives are the positives' weight at runs >= k.
+            tp = p_tot[:, None] - (np.cumsum(wp, axis=1) - wp + pos_before[:, None])
+            terms = wp * (tp / np.maximum(tp + n_tot[:, None] - below, 1e-300))
+            if n_boot == 1:
+                pr_sum = terms.sum(axis=1)
+            else:  # run after run: a cumulative sum adds in sequence
+                pr_sum = np.cumsum(np.hstack([pr_sum[:, None], terms]), axis=1)[:, -1]
+            neg_before, pos_before = cum[:, -1], pos_before + wp.sum(axis=1)
+        auroc = roc_sum / (p_tot * n_tot)
+        auprc = pr_sum / p_tot
     auroc[(p_tot == 0) | (n_tot == 0)] = np.nan
     auprc[p_tot == 0] = np.nan
     return auroc, auprc
@@ -108,9 +136,27 @@ def _point(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.array([v[0][0] for v in values]), np.array([v[1][0] for v in values])
 
 
+class UndefinedMetricWarning(UserWarning):
+    """A metric without a value for some label (AUROC of a label without positives or negatives): NaN."""
+
+
+def warn_undefined(values: np.ndarray, labels: Sequence[str], what: str = "AUROC") -> None:
+    """Warn, naming the labels, where ``values`` is NaN: a library user would otherwise meet a silent NaN."""
+    missing = [str(labels[j]) for j in np.flatnonzero(np.isnan(values))]
+    if missing:
+        warnings.warn(
+            f"{what} undefined (NaN) for {', '.join(missing)}: no positive or no negative image",
+            UndefinedMetricWarning,
+            stacklevel=3,
+        )
+
+
 def auroc(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
-    """AUROC per column of (N, L) truth (0/1) and scores -> (L,), NaN where a column lacks either class."""
-    return _point(*_check(y_true, y_score))[0]
+    """AUROC per column of (N, L) truth (0/1) and scores -> (L,), NaN (with a warning) where a column lacks
+    either class."""
+    values = _point(*_check(y_true, y_score))[0]
+    warn_undefined(values, [f"column {j}" for j in range(len(values))])
+    return values
 
 
 def auprc(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
@@ -173,6 +219,47 @@ class ClassificationResult:
     """``patient`` or ``image``."""
 
 
+def _bootstrap(
+    columns: list[_Column], micro_col: _Column, n_units: int, n_boot: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every resample's AUROC and AUPRC per label (B, L) each, and of the pooled column (B, 2).
+
+    Resamples are drawn in blocks of :data:`_CHUNK`, so the results do not depend on memory."""
+    n_labels = len(columns)
+    boot_roc = np.full((n_boot, n_labels), np.nan)
+    boot_pr = np.full((n_boot, n_labels), np.nan)
+    boot_micro = np.full((n_boot, 2), np.nan)
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, _CHUNK):
+        b = min(_CHUNK, n_boot - start)
+        w = bootstrap_counts(n_units, b, rng)
+        rows = slice(start, start + b)
+        for j, col in enumerate(columns):
+            boot_roc[rows, j], boot_pr[rows, j] = _auroc_auprc(col, w)
+        boot_micro[rows, 0], boot_micro[rows, 1] = _auroc_auprc(micro_col, w)
+    return boot_roc, boot_pr, boot_micro
+
+
+def _bounds(values: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bounds per column over the resamples where the value is defined (NaN without any)."""
+    low = np.full(values.shape[1:], np.nan)
+    high = np.full(values.shape[1:], np.nan)
+    if len(values) == 0:
+        return low, high
+    ok = np.isfinite(values).any(axis=0)
+    if ok.any():
+        lo, hi = np.nanpercentile(values[:, ok], [alpha, 100 - alpha], axis=0)
+        low[ok], high[ok] = lo, hi
+    return low, high
+
+
+def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+    """Mean of each row over its defined values; NaN for a row without any."""
+    ok = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok.any(axis=1), np.where(ok, values, 0).sum(axis=1) / ok.sum(axis=1), np.nan)
+
+
 def classification_metrics(
     y_true: np.ndarray,
     y_score: np.ndarray,
@@ -188,6 +275,10 @@ def classification_metrics(
 
     ``y_true`` and ``y_score`` are (N images, L labels). ``n_boot=0`` skips the intervals (NaN bounds).
     """
+    check_count(n_boot, "n_boot")
+    check_probability(threshold, "threshold")
+    if not 0 < ci < 1:
+        raise ParameterError("ci", f"must be between 0 and 1, exclusive (got {ci})")
     y_true, y_score = _check(y_true, y_score)
     n, n_labels = y_true.shape
     labels = list(labels) if labels is not None else [f"label_{j}" for j in range(n_labels)]
@@ -200,38 +291,14 @@ def classification_metrics(
     once = np.ones((n_units, 1))
     point = [_auroc_auprc(c, once) for c in columns]
     est_roc = np.array([p[0][0] for p in point])
+    warn_undefined(est_roc, labels)
     est_pr = np.array([p[1][0] for p in point])
     micro_roc, micro_pr = (v[0] for v in _auroc_auprc(micro_col, once))
-
-    boot_roc = np.full((n_boot, n_labels), np.nan)
-    boot_pr = np.full((n_boot, n_labels), np.nan)
-    boot_micro = np.full((n_boot, 2), np.nan)
-    rng = np.random.default_rng(seed)
-    for start in range(0, n_boot, _CHUNK):
-        b = min(_CHUNK, n_boot - start)
-        w = bootstrap_counts(n_units, b, rng)
-        rows = slice(start, start + b)
-        for j, col in enumerate(columns):
-            boot_roc[rows, j], boot_pr[rows, j] = _auroc_auprc(col, w)
-        boot_micro[rows, 0], boot_micro[rows, 1] = _auroc_auprc(micro_col, w)
-
+    boot_roc, boot_pr, boot_micro = _bootstrap(columns, micro_col, n_units, n_boot, seed)
     alpha = (1 - ci) / 2 * 100
     sens, spec = sensitivity_specificity(y_true, y_score, threshold)
-
-    def bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if n_boot == 0:
-            nan = np.full(values.shape[1:], np.nan)
-            return nan, nan
-        ok = np.isfinite(values).any(axis=0)
-        low = np.full(values.shape[1:], np.nan)
-        high = np.full(values.shape[1:], np.nan)
-        if ok.any():
-            lo, hi = np.nanpercentile(values[:, ok], [alpha, 100 - alpha], axis=0)
-            low[ok], high[ok] = lo, hi
-        return low, high
-
-    roc_lo, roc_hi = bounds(boot_roc)
-    pr_lo, pr_hi = bounds(boot_pr)
+    roc_lo, roc_hi = _bounds(boot_roc, alpha)
+    pr_lo, pr_hi = _bounds(boot_pr, alpha)
     table = pd.DataFrame(
         {
             "label": labels,
@@ -247,28 +314,16 @@ def classification_metrics(
             "specificity": spec,
         }
     )
-
-    def nanmean_rows(values: np.ndarray) -> np.ndarray:
-        ok = np.isfinite(values)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(ok.any(axis=1), np.where(ok, values, 0).sum(axis=1) / ok.sum(axis=1), np.nan)
-
-    macro = {
-        "auroc": nanmean_rows(est_roc[None])[0],
-        "auprc": nanmean_rows(est_pr[None])[0],
-        "sensitivity": nanmean_rows(sens[None])[0],
-        "specificity": nanmean_rows(spec[None])[0],
-    }
-    m_roc_lo, m_roc_hi = bounds(nanmean_rows(boot_roc)[:, None])
-    m_pr_lo, m_pr_hi = bounds(nanmean_rows(boot_pr)[:, None])
-    u_lo, u_hi = bounds(boot_micro)
+    m_roc_lo, m_roc_hi = _bounds(_nanmean_rows(boot_roc)[:, None], alpha)
+    m_pr_lo, m_pr_hi = _bounds(_nanmean_rows(boot_pr)[:, None], alpha)
+    u_lo, u_hi = _bounds(boot_micro, alpha)
     pooled_sens, pooled_spec = sensitivity_specificity(y_true.ravel(), y_score.ravel(), threshold)
     summary = pd.DataFrame(
         [
-            {"label": "macro", "n": n, "positives": int(y_true.sum()), "auroc": macro["auroc"],
-             "auroc_low": m_roc_lo[0], "auroc_high": m_roc_hi[0], "auprc": macro["auprc"],
-             "auprc_low": m_pr_lo[0], "auprc_high": m_pr_hi[0], "sensitivity": macro["sensitivity"],
-             "specificity": macro["specificity"]},
+            {"label": "macro", "n": n, "positives": int(y_true.sum()),
+             "auroc": _nanmean_rows(est_roc[None])[0], "auroc_low": m_roc_lo[0], "auroc_high": m_roc_hi[0],
+             "auprc": _nanmean_rows(est_pr[None])[0], "auprc_low": m_pr_lo[0], "auprc_high": m_pr_hi[0],
+             "sensitivity": _nanmean_rows(sens[None])[0], "specificity": _nanmean_rows(spec[None])[0]},
             {"label": "micro", "n": n, "positives": int(y_true.sum()), "auroc": float(micro_roc),
              "auroc_low": u_lo[0], "auroc_high": u_hi[0], "auprc": float(micro_pr),
              "auprc_low": u_lo[1], "auprc_high": u_hi[1], "sensitivity": float(pooled_sens[0]),

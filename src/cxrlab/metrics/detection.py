@@ -51,6 +51,7 @@ import pandas as pd
 
 from cxrlab.boxes import paired_iobb, paired_iou
 from cxrlab.errors import CxrlabError
+from cxrlab.params import check_iou
 
 BOX_COLUMNS = ["x_min", "y_min", "x_max", "y_max"]
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -251,8 +252,8 @@ def average_precision_at(
     classes: Sequence[object] | None = None,
 ) -> list[APResult]:
     """:func:`average_precision` at several IoU thresholds, sharing the sorting and the IoUs."""
+    thresholds = np.asarray([check_iou(t, "iou_threshold") for t in iou_thresholds], dtype=float)
     enc = _encode(truth, pred, classes)
-    thresholds = np.asarray(iou_thresholds, dtype=float)
     order, tp = _voc_tp(enc, thresholds, inclusive)
     sorted_cls = enc.p_cls[order]
     n_cls = len(enc.classes)

@@ -18,6 +18,7 @@ Metrics:
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from cxrlab.errors import CxrlabError, UsageError
-from cxrlab.metrics.classification import classification_metrics
+from cxrlab.errors import CxrlabError, ParameterError, UsageError
+from cxrlab.metrics.classification import UndefinedMetricWarning, classification_metrics
 from cxrlab.metrics.detection import CHESTXRAY8_THRESHOLDS, average_precision, localization_accuracy
 from cxrlab.metrics.submission import (
     HEADER,
@@ -38,7 +39,8 @@ from cxrlab.metrics.submission import (
     read_prediction_table,
     read_submission,
 )
-from cxrlab.tables import BOX_COLUMNS, CONSENSUS, Tables, load_tables
+from cxrlab.params import check_count, check_iou, check_probability
+from cxrlab.tables import BOX_COLUMNS, Tables, load_tables, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
 Metric = Literal["map40", "auroc", "iobb"]
@@ -75,25 +77,13 @@ def select_truth(
             splits = sorted(tables.images["split"].dropna().unique())
             raise UsageError(f"no image of split '{split}' in the truth tables (splits: {', '.join(splits)})")
     findings = tables.findings[tables.findings["image_id"].isin(images["image_id"])]
-    readers = sorted(findings["reader"].dropna().unique())
-    if reader is not None:
-        if reader not in readers:
-            raise UsageError(f"no truth rows by reader '{reader}'; readers: {', '.join(readers) or 'none'}")
-        chosen = reader
-    elif any_reader:
-        chosen = "any reader"
-    elif CONSENSUS in readers:
-        chosen = CONSENSUS
-    elif len(readers) == 1:
-        chosen = readers[0]
-    else:
-        shown = ", ".join(readers[:10]) + (" ..." if len(readers) > 10 else "")
-        raise UsageError(
-            f"the truth has {len(readers)} readers ({shown}) and no '{CONSENSUS}': choose one with "
-            "--truth-reader (or build a consensus first)"
-        )
-    if chosen != "any reader":
-        findings = findings[findings["reader"] == chosen]
+    findings, chosen = select_readers(
+        findings,
+        reader,
+        default="all" if any_reader else "consensus-or-only",
+        where="the truth tables",
+        parameter="truth_reader",
+    )
     scored = images[images["image_id"].isin(findings["image_id"])]
     notes = []
     if len(scored) < len(images):
@@ -109,6 +99,7 @@ class Predictions:
     """image_id, reader, label, the box columns (NaN: image-level), score."""
     source: Literal["submission", "findings"]
     notes: list[str] = field(default_factory=list)
+    path: str = "the predictions"
 
 
 def is_submission(path: str | Path) -> bool:
@@ -116,8 +107,12 @@ def is_submission(path: str | Path) -> bool:
     path = Path(path)
     if not path.is_file() or path.suffix.lower() != ".csv":
         return False
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), [])
+    with path.open("rb") as fh:
+        first = fh.readline(4096).decode("utf-8-sig", errors="replace")
+    try:
+        header = next(csv.reader([first]), [])
+    except csv.Error:  # not CSV at all: read as a findings table, which says what is wrong with it
+        return False
     return tuple(c.strip() for c in header[:2]) == HEADER
 
 
@@ -145,17 +140,10 @@ def load_predictions(
         findings = preds.drop(columns="class_id").assign(reader="submission")
         source: Literal["submission", "findings"] = "submission"
     else:
-        findings = read_prediction_table(path)
-        readers = sorted(findings["reader"].dropna().unique())
-        if pred_reader is not None:
-            if pred_reader not in readers:
-                raise UsageError(
-                    f"{path}: no prediction rows by '{pred_reader}'; readers: {', '.join(readers)}"
-                )
-            findings = findings[findings["reader"] == pred_reader].reset_index(drop=True)
-        elif len(readers) > 1:
-            raise UsageError(f"{path}: predictions by {len(readers)} readers ({', '.join(readers[:10])}): "
-                             "choose one with --pred-reader")  # fmt: skip
+        findings, _ = select_readers(
+            read_prediction_table(path), pred_reader, default="only", where=str(path), parameter="pred_reader"
+        )
+        findings = findings.reset_index(drop=True)
         problems = check_predictions(findings, where=[f"row {i + 1}" for i in range(len(findings))],
                                      images=all_images)  # fmt: skip
         dup_cols = ["image_id", "label", *BOX_COLUMNS, "score"]
@@ -182,11 +170,11 @@ def load_predictions(
             f"{n_out} prediction(s) on images outside the scored set (other split or no truth): ignored"
         )
     findings = findings[inside].reset_index(drop=True)
-    return Predictions(findings, source, notes)
+    return Predictions(findings, source, notes, str(path))
 
 
 @dataclass
-class Score:
+class MetricScore:
     """A metric's per-class table, its mean and what the user should know about the inputs."""
 
     metric: str
@@ -259,7 +247,7 @@ def challenge_predictions(preds: Predictions) -> tuple[pd.DataFrame, list[str]]:
     return out, notes
 
 
-def score_map(truth: Truth, preds: Predictions, *, iou_threshold: float = 0.4) -> Score:
+def score_map(truth: Truth, preds: Predictions, *, iou_threshold: float = 0.4) -> MetricScore:
     """The challenge's mAP: VOC AP per class at IoU > ``iou_threshold``, mean over classes with truth."""
     t, t_notes = challenge_truth(truth)
     p, p_notes = challenge_predictions(preds)
@@ -272,12 +260,20 @@ def score_map(truth: Truth, preds: Predictions, *, iou_threshold: float = 0.4) -
     undefined = table.loc[table["n_truth"] == 0, "label"].tolist()
     if undefined:
         notes.append(f"no truth for {', '.join(undefined)}: AP undefined (n/a), left out of the mean")
-    return Score(f"map@{iou_threshold:g}", table, result.mean, "mAP", notes,
+    return MetricScore(f"map@{iou_threshold:g}", table, result.mean, "mAP", notes,
                  {"iou_threshold": iou_threshold, "images": len(truth.images)})  # fmt: skip
 
 
-def image_level(truth: Truth, preds: Predictions) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """(N, L) presence and max score per truth image and predicted label; labels; notes."""
+def image_level(
+    truth: Truth, preds: Predictions, *, allow_missing: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(N, L) presence and max score per truth image and predicted label; labels; notes.
+
+    Image-level predictions (rows without a box) must give each (image, label) exactly one score: a missing
+    one scored 0 would count as a confident negative (AUROC 0.875 became 0.375). With ``allow_missing`` a
+    missing pair scores 0 and duplicates their maximum, and a note says how many. Box predictions (a
+    detector's) give each label the best box's score, and no box means 0, as detectors are scored.
+    """
     ids = truth.images["image_id"].astype(str).tolist()
     labels = sorted(set(preds.findings["label"].dropna().astype(str)) - {NO_FINDING})
     if not labels:
@@ -291,26 +287,63 @@ def image_level(truth: Truth, preds: Predictions) -> tuple[np.ndarray, np.ndarra
     sel = tl.isin(col).to_numpy()
     y[tf["image_id"].astype(str)[sel].map(row).to_numpy(), tl[sel].map(col).to_numpy()] = 1
     pf = preds.findings[preds.findings["label"].astype(str).isin(col)]
+    notes = _check_pairs(pf, len(ids), len(labels), preds.path, allow_missing)
     best = pf.groupby([pf["image_id"].astype(str), pf["label"].astype(str)])["score"].max()
     r = best.index.get_level_values(0).map(row).to_numpy()
     c = best.index.get_level_values(1).map(col).to_numpy()
     s[r, c] = best.to_numpy()
-    notes = []
     unpredicted = sorted(set(tl) - set(labels) - {NO_FINDING})
     if unpredicted:
         notes.append(f"truth labels without predictions, not scored: {', '.join(unpredicted)}")
     return y, s, labels, notes
 
 
+def _check_pairs(pf: pd.DataFrame, n_images: int, n_labels: int, path: str, allow_missing: bool) -> list[str]:
+    """Missing and duplicate (image, label) scores of image-level predictions: an error, or notes."""
+    level = pf[pf[BOX_COLUMNS].isna().all(axis=1)]
+    if level.empty:
+        return [] if pf.empty else ["box predictions: a label without a box on an image scores 0 there"]
+    counts = level.groupby([level["image_id"].astype(str), level["label"].astype(str)]).size()
+    missing = n_images * n_labels - len(counts)
+    duplicated = counts[counts > 1]
+    if not missing and duplicated.empty:
+        return []
+    problems = []
+    if missing:
+        problems.append(f"{missing} (image, label) pair(s) have no score")
+    if len(duplicated):
+        (image_id, label), times = next(iter(duplicated.items())), int(duplicated.iloc[0])
+        problems.append(f"{len(duplicated)} have several (e.g. image {image_id}, {label}: {times} rows)")
+    if not allow_missing:
+        raise ParameterError(
+            "allow_missing",
+            f"is off and in {path} {'; '.join(problems)}: each image needs one score per label "
+            "(allowing them scores a missing pair 0 and several by their maximum)",
+            exit_code=1,
+        )
+    treated = ["missing ones scored 0"] * bool(missing) + ["several scores taken at their maximum"] * bool(
+        len(duplicated)
+    )
+    return [f"{'; '.join(problems)}: {', '.join(treated)}"]
+
+
 def score_auroc(
-    truth: Truth, preds: Predictions, *, n_boot: int = 1000, seed: int = 0, threshold: float = 0.5
-) -> Score:
+    truth: Truth,
+    preds: Predictions,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    threshold: float = 0.5,
+    allow_missing: bool = False,
+) -> MetricScore:
     """Per-label AUROC with bootstrap CIs (by patient where the images table has patient ids)."""
-    y, s, labels, notes = image_level(truth, preds)
+    y, s, labels, notes = image_level(truth, preds, allow_missing=allow_missing)
     pid = truth.images["patient_id"]
     patients = pid.to_numpy(dtype=object) if pid.notna().any() else None
-    result = classification_metrics(y, s, labels=labels, patient_ids=patients, n_boot=n_boot, seed=seed,
-                                    threshold=threshold)  # fmt: skip
+    with warnings.catch_warnings():  # the undefined labels become a note below
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        result = classification_metrics(y, s, labels=labels, patient_ids=patients, n_boot=n_boot, seed=seed,
+                                        threshold=threshold)  # fmt: skip
     undefined = result.table.loc[result.table["positives"] == 0, "label"].tolist()
     if undefined:
         notes.append(f"no positive image for {', '.join(undefined)}: AUROC undefined (n/a), not 0.5")
@@ -323,14 +356,14 @@ def score_auroc(
         .where(result.summary.notna(), None)
         .to_dict(orient="records"),
     }
-    return Score("auroc", result.table, float(macro.loc["macro", "auroc"]), "macro AUROC",
+    return MetricScore("auroc", result.table, float(macro.loc["macro", "auroc"]), "macro AUROC",
                  [*truth.notes, *preds.notes, *notes], extra)  # fmt: skip
 
 
 def score_iobb(
     truth: Truth, preds: Predictions, *, thresholds: Sequence[float] = CHESTXRAY8_THRESHOLDS,
     overlap: Literal["iou", "iobb"] = "iobb",
-) -> Score:  # fmt: skip
+) -> MetricScore:  # fmt: skip
     """ChestX-ray8's localization accuracy per label with truth boxes, one column per threshold."""
     tf = truth.findings[truth.findings[BOX_COLUMNS].notna().all(axis=1)]
     pf = preds.findings[preds.findings[BOX_COLUMNS].notna().all(axis=1)]
@@ -357,8 +390,8 @@ def score_iobb(
     extra = {"overlap": overlap, "mean_by_threshold": means,
              "afp": {f"T={k:g}": v for k, v in afp.mean(axis=0).items()}}  # fmt: skip
     mean_at = min(thresholds, key=lambda x: abs(x - 0.5))
-    return Score(f"T({overlap.upper()})", table, means[f"T={mean_at:g}"], f"mean accuracy at T={mean_at:g}",
-                 notes, extra)  # fmt: skip
+    name = f"mean accuracy at T={mean_at:g}"
+    return MetricScore(f"T({overlap.upper()})", table, means[f"T={mean_at:g}"], name, notes, extra)
 
 
 def score(
@@ -374,10 +407,13 @@ def score(
     n_boot: int = 1000,
     seed: int = 0,
     threshold: float = 0.5,
-) -> Score:
+) -> MetricScore:
     """Load the truth tables and the predictions, check them, and compute ``metric``."""
     if metric not in METRICS:
         raise UsageError(f"unknown metric '{metric}'; choose from {', '.join(METRICS)}")
+    check_iou(iou_threshold, "iou_threshold")  # usage before data: checked again where they are used
+    check_count(n_boot, "n_boot")
+    check_probability(threshold, "threshold")
     tables = load_tables(truth_path)
     truth = select_truth(tables, reader=truth_reader, split=split, any_reader=metric == "auroc")
     preds = load_predictions(pred_path, truth=truth, all_images=tables.images, pred_reader=pred_reader,
@@ -385,7 +421,9 @@ def score(
     if metric == "map40":
         return score_map(truth, preds, iou_threshold=iou_threshold)
     if metric == "auroc":
-        return score_auroc(truth, preds, n_boot=n_boot, seed=seed, threshold=threshold)
+        return score_auroc(
+            truth, preds, n_boot=n_boot, seed=seed, threshold=threshold, allow_missing=allow_missing
+        )
     return score_iobb(truth, preds)
 
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrlab.atomic import atomic_path
+from cxrlab.atomic import atomic_path, refuse_inputs
+from cxrlab.csvfiles import no_field_limit, strict_frame
 from cxrlab.errors import CxrlabError, UsageError
-from cxrlab.tables import conform_findings, load_tables, read_parquet
+from cxrlab.tables import conform_findings, load_tables, read_parquet, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
 HEADER = ("image_id", "PredictionString")
@@ -141,67 +142,48 @@ def _fmt_box(box: np.ndarray) -> str:
     return " ".join(_fmt_number(v) for v in box)
 
 
-def read_submission(
-    path: str | Path,
-    *,
-    images: pd.DataFrame | None = None,
-    expected: Iterable[str] | None = None,
-) -> tuple[pd.DataFrame, list[Problem]]:
-    """Parse a submission CSV into one row per prediction, and list its problems.
-
-    ``images`` (an images table) enables the unknown-image and box-size checks; ``expected`` (image ids)
-    the missing-image check. Returns ``(predictions, problems)``; predictions have the columns
-    ``image_id, class_id, label, score, x_min, y_min, x_max, y_max`` (``label`` the challenge class name).
-    """
-    path = Path(path)
-    problems: list[Problem] = []
+def _read_rows(path: Path) -> list[list[str]]:
+    """The CSV's rows; an unreadable file or a CSV syntax error is a :class:`SubmissionError`."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
+        with no_field_limit(), path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            try:
+                rows = list(reader)
+            except csv.Error as exc:
+                raise SubmissionError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SubmissionError(f"{path}: cannot read the submission ({exc})") from None
     if not rows or tuple(c.strip() for c in rows[0][:2]) != HEADER:
-        found = ",".join(rows[0]) if rows else "an empty file"
+        found = ",".join(rows[0])[:200] if rows else "an empty file"
         raise SubmissionError(f"{path}: line 1: the header must be '{','.join(HEADER)}', found '{found}'")
-    records: list[np.ndarray] = []
-    owners: list[str] = []
-    lines: list[str] = []
-    first_line: dict[str, int] = {}
-    for line_no, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        where = f"line {line_no}"
-        if len(row) != 2:
-            problems.append(Problem(where, row[0] if row else None, f"{len(row)} fields, expected 2"))
-            continue
-        image_id, text = row[0].strip(), row[1]
-        if not image_id:
-            problems.append(Problem(where, None, "empty image_id"))
-            continue
-        if image_id in first_line:
-            problems.append(
-                Problem(
-                    where, image_id, f"duplicate row (the image's first row is line {first_line[image_id]})"
-                )
-            )
-            continue
-        first_line[image_id] = line_no
-        values, problem = parse_prediction_string(text)
-        if problem:
-            problems.append(Problem(where, image_id, problem))
-            continue
-        assert values is not None
-        cls = values[:, 0]
-        bad_cls = (cls != np.round(cls)) | (cls < 0) | (cls >= N_CLASSES) | ~_integer_tokens(text)
-        if bad_cls.any():
-            token = text.split()[6 * int(np.flatnonzero(bad_cls)[0])]
-            problems.append(
-                Problem(where, image_id, f"class id '{token}' is not an integer 0-{N_CLASSES - 1}")
-            )
-            continue
-        records.append(values)
-        owners.extend([image_id] * len(values))
-        lines.extend([where] * len(values))
+    return rows
+
+
+def _parse_row(row: list[str], where: str, first_line: dict[str, int]) -> tuple[str, np.ndarray] | Problem:
+    """One data row: its image id and (k, 6) predictions, or the problem with it."""
+    if len(row) != 2:
+        return Problem(where, row[0] if row else None, f"{len(row)} fields, expected 2")
+    image_id, text = row[0].strip(), row[1]
+    if not image_id:
+        return Problem(where, None, "empty image_id")
+    if image_id in first_line:
+        return Problem(
+            where, image_id, f"duplicate row (the image's first row is line {first_line[image_id]})"
+        )
+    first_line[image_id] = int(where.split()[1])
+    values, problem = parse_prediction_string(text)
+    if problem:
+        return Problem(where, image_id, problem)
+    assert values is not None
+    cls = values[:, 0]
+    bad_cls = (cls != np.round(cls)) | (cls < 0) | (cls >= N_CLASSES) | ~_integer_tokens(text)
+    if bad_cls.any():
+        token = text.split()[6 * int(np.flatnonzero(bad_cls)[0])]
+        return Problem(where, image_id, f"class id '{token}' is not an integer 0-{N_CLASSES - 1}")
+    return image_id, values
+
+
+def _prediction_frame(records: list[np.ndarray], owners: list[str]) -> pd.DataFrame:
     table = np.concatenate(records) if records else np.zeros((0, 6))
     preds = pd.DataFrame(
         {
@@ -215,6 +197,40 @@ def read_submission(
         }
     )
     preds.insert(2, "label", [VINDR_CHALLENGE.labels[c] for c in preds["class_id"]])
+    return preds
+
+
+def read_submission(
+    path: str | Path,
+    *,
+    images: pd.DataFrame | None = None,
+    expected: Iterable[str] | None = None,
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Parse a submission CSV into one row per prediction, and list its problems.
+
+    ``images`` (an images table) enables the unknown-image and box-size checks; ``expected`` (image ids)
+    the missing-image check. Returns ``(predictions, problems)``; predictions have the columns
+    ``image_id, class_id, label, score, x_min, y_min, x_max, y_max`` (``label`` the challenge class name).
+    """
+    path = Path(path)
+    rows = _read_rows(path)
+    problems: list[Problem] = []
+    records: list[np.ndarray] = []
+    owners: list[str] = []
+    lines: list[str] = []
+    first_line: dict[str, int] = {}
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        parsed = _parse_row(row, f"line {line_no}", first_line)
+        if isinstance(parsed, Problem):
+            problems.append(parsed)
+            continue
+        image_id, values = parsed
+        records.append(values)
+        owners.extend([image_id] * len(values))
+        lines.extend([f"line {line_no}"] * len(values))
+    preds = _prediction_frame(records, owners)
     problems += check_predictions(preds, where=lines, images=images)
     if expected is not None:
         missing = [i for i in expected if i not in first_line]
@@ -317,23 +333,35 @@ def read_prediction_table(path: str | Path) -> pd.DataFrame:
         raise CxrlabError(f"{path}: no such prediction file")
     if path.suffix.lower() == ".parquet":
         return conform_findings(read_parquet(path))
+    return _findings_csv(path)
+
+
+def _findings_csv(path: Path) -> pd.DataFrame:
+    """A findings CSV read strictly (rows as wide as the header), numbers checked column by column.
+
+    Ids like VinDr's hex strings (or NIH's zero-padded names) stay text; an empty coordinate is NaN (an
+    image-level prediction).
+    """
     try:
-        # Ids like VinDr's hex strings (or NIH's zero-padded names) must stay text.
-        text_columns = {"image_id": str, "reader": str, "label": str}
-        return conform_findings(pd.read_csv(path, dtype=text_columns))
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise CxrlabError(f"{path}: not a readable findings CSV ({exc})") from None
-
-
-def _one_reader(findings: pd.DataFrame, reader: str | None, path: Path) -> pd.DataFrame:
-    readers = sorted(findings["reader"].dropna().unique())
-    if reader is not None:
-        if reader not in readers:
-            raise UsageError(f"{path}: no rows by reader '{reader}'; readers: {', '.join(readers) or 'none'}")
-        return findings[findings["reader"] == reader]
-    if len(readers) > 1:
-        raise UsageError(f"{path}: rows by {len(readers)} readers ({', '.join(readers[:10])}): choose one")
-    return findings
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CxrlabError(f"{path}: not a UTF-8 findings CSV ({exc})") from None
+    frame = strict_frame(text, path)
+    for column in ("x_min", "y_min", "x_max", "y_max", "score"):
+        if column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column].str.strip().replace("", np.nan), errors="coerce")
+        bad = values.isna() & (frame[column].str.strip() != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise CxrlabError(
+                f"{path}: row {row + 2}, column {column}: {frame[column].iat[row]!r} is not a number"
+            )
+        frame[column] = values.astype(float)
+    try:
+        return conform_findings(frame)
+    except CxrlabError as exc:
+        raise CxrlabError(f"{path}: {exc}") from None
 
 
 def make_submission_file(
@@ -347,7 +375,8 @@ def make_submission_file(
     """:func:`make_submission` from files: ``pred`` a findings table or tables folder, ``images`` a tables
     folder whose images (of ``split``) each get a row. Returns the counts."""
     pred = Path(pred)
-    findings = _one_reader(read_prediction_table(pred), reader, pred)
+    refuse_inputs(out, [pred, images])
+    findings, _ = select_readers(read_prediction_table(pred), reader, default="only", where=str(pred))
     image_table = None
     if images is not None:
         image_table = load_tables(images, validate=False).images

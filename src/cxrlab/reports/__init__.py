@@ -8,7 +8,14 @@ The phrase lists (``phrases/nih.txt``, ``chexpert.txt``, ``vindr.txt``) and the 
 (``phrases/rules.txt``) are data files; copy one and pass its path to extend it.
 """
 
-from cxrlab.reports.evaluate import Evaluation, Score, evaluate_openi, in_holdout, load_openi
+from cxrlab.reports.evaluate import (
+    Evaluation,
+    LabelScore,
+    evaluate_openi,
+    in_holdout,
+    load_openi,
+    score_labels,
+)
 from cxrlab.reports.labeler import (
     EXPLANATION,
     UNCERTAIN_POLICIES,
@@ -18,7 +25,8 @@ from cxrlab.reports.labeler import (
     label_reports,
 )
 from cxrlab.reports.mentions import LABEL_SET_NAMES, MentionFinder
-from cxrlab.reports.negation import NEGATIVE, POSITIVE, UNCERTAIN, Rules, classify
+from cxrlab.reports.negation import NEGATIVE, POSITIVE, UNCERTAIN, Rules, TriggerIndex, classify
+from cxrlab.reports.patterns import PhraseFileError
 from cxrlab.reports.reading import decode_bytes, read_reports, read_text_file
 from cxrlab.reports.sections import split_sections, split_sentences
 
@@ -30,11 +38,13 @@ __all__ = [
     "UNCERTAIN",
     "UNCERTAIN_POLICIES",
     "Evaluation",
+    "LabelScore",
     "Mention",
     "MentionFinder",
+    "PhraseFileError",
     "ReportLabeler",
     "Rules",
-    "Score",
+    "TriggerIndex",
     "apply_policy",
     "classify",
     "decode_bytes",
@@ -44,6 +54,7 @@ __all__ = [
     "load_openi",
     "read_reports",
     "read_text_file",
+    "score_labels",
     "split_sections",
     "split_sentences",
 ]

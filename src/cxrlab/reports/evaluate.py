@@ -35,7 +35,7 @@ SPLITS = ("all", "dev", "holdout")
 
 
 @dataclass(frozen=True)
-class Score:
+class LabelScore:
     label: str
     support: int
     tp: int
@@ -60,18 +60,18 @@ class Score:
 class Evaluation:
     """Per-label scores and the averages over labels with gold positives."""
 
-    scores: list[Score]
+    scores: list[LabelScore]
     reports: int
     split: str
 
     @property
-    def scored(self) -> list[Score]:
+    def scored(self) -> list[LabelScore]:
         return [s for s in self.scores if s.support > 0]
 
     @property
-    def micro(self) -> Score:
+    def micro(self) -> LabelScore:
         sc = self.scored
-        return Score(
+        return LabelScore(
             "micro", sum(s.support for s in sc), *(sum(getattr(s, k) for s in sc) for k in ("tp", "fp", "fn"))
         )
 
@@ -120,13 +120,15 @@ def in_holdout(report_id: str, fraction: float = 0.3) -> bool:
     return h / 2**64 < fraction
 
 
-def score(pred: pd.DataFrame, gold: pd.DataFrame, labels: list[str]) -> list[Score]:
+def score_labels(pred: pd.DataFrame, gold: pd.DataFrame, labels: list[str]) -> list[LabelScore]:
     """Scores of 0/1 predictions (NA counts as 0) against 0/1 gold, both indexed alike."""
     out = []
     for label in labels:
         p = pred[label].fillna(0).to_numpy(dtype=int) == 1
         g = gold[label].to_numpy(dtype=int) == 1
-        out.append(Score(label, int(g.sum()), int((p & g).sum()), int((p & ~g).sum()), int((~p & g).sum())))
+        out.append(
+            LabelScore(label, int(g.sum()), int((p & g).sum()), int((p & ~g).sum()), int((~p & g).sum()))
+        )
     return out
 
 
@@ -144,6 +146,7 @@ def load_openi(reports_csv: str | Path, gold_csv: str | Path) -> pd.DataFrame:
     nih = get_label_set("nih")
     gold = gold.rename(columns={c: nih.canonical(c) for c in gold.columns if c != "filename" and c in nih})
     gold["report_id"] = gold["filename"].str.removeprefix("CXR")
+    gold["gold_row"] = np.arange(len(gold))
     reports["report_id"] = reports["uid"].astype(str)
     reports["text"] = (
         "FINDINGS: " + reports["findings"].fillna("") + "\nIMPRESSION: " + reports["impression"].fillna("")
@@ -154,8 +157,27 @@ def load_openi(reports_csv: str | Path, gold_csv: str | Path) -> pd.DataFrame:
             f"{reports_csv} and {gold_csv}: no report id in common (gold 'filename' is CXR<uid>)"
         )
     labels = [lab for lab in nih.findings if lab in joined.columns]
-    joined[labels] = joined[labels].apply(pd.to_numeric, errors="coerce").fillna(0).astype(int)
-    return joined
+    joined[labels] = _gold_values(gold, labels, gold_csv).loc[joined["gold_row"]].to_numpy()
+    return joined.drop(columns="gold_row")
+
+
+def _gold_values(gold: pd.DataFrame, labels: list[str], path: str | Path) -> pd.DataFrame:
+    """The gold's label columns as 0/1 integers; any other cell is an error naming its row and column.
+
+    A cell such as ``maybe`` or a blank, read as 0, would quietly turn a positive into a negative (or leave
+    no label with positives: micro-F1 NaN).
+    """
+    values = gold[labels].apply(lambda c: pd.to_numeric(c.str.strip(), errors="coerce"))
+    bad = ~values.isin([0, 1])
+    if bad.to_numpy().any():
+        rows, cols = np.nonzero(bad.to_numpy())
+        examples = "; ".join(
+            f"row {r + 2}, column {labels[c]}: {gold[labels[c]].iat[r]!r}"
+            for r, c in zip(rows[:3], cols[:3], strict=True)
+        )
+        more = f" (and {len(rows) - 3} more)" if len(rows) > 3 else ""
+        raise CxrlabError(f"{path}: gold labels must be 0 or 1; {examples}{more}")
+    return values.astype(int)
 
 
 def evaluate_openi(
@@ -176,4 +198,4 @@ def evaluate_openi(
     labeler = labeler or ReportLabeler("nih")
     pred = labeler.label_reports(data["text"], data["report_id"], uncertain=uncertain)
     labels = [lab for lab in labeler.label_set.findings if lab in data.columns and lab != NO_FINDING]
-    return Evaluation(score(pred, data, labels), len(data), split)
+    return Evaluation(score_labels(pred, data, labels), len(data), split)

@@ -35,6 +35,7 @@ from cxrlab.reports.negation import (
     UNCERTAIN,
     Decision,
     Rules,
+    TriggerIndex,
     classify,
     default_rules,
 )
@@ -116,8 +117,7 @@ class ReportLabeler:
             return []
         sections = split_sections(low)
         section_starts = [s.start for s in sections]
-        triggers = self.rules.find(low)
-        trigger_starts = [t.start for t in triggers]
+        index = TriggerIndex(low, self.rules.find(low))
         ends = sentence_ends(low)
         out: list[Mention] = []
         for m in matches:
@@ -128,7 +128,7 @@ class ReportLabeler:
             i = bisect_right(ends, m.start)
             s_start = max(ends[i - 1] if i else 0, section.start)
             s_end = min(ends[i] if i < len(ends) else len(low), section.end)
-            decision = classify(low, m.start, m.end, (s_start, s_end), triggers, trigger_starts)
+            decision = classify(low, m.start, m.end, (s_start, s_end), index)
             if decision is None:
                 continue
             if decision.rule == DIFFERENTIAL and self.differential == "positive":

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from cxrlab.reports.patterns import CompiledPhrases, PhraseFileError, compile_phrases, read_phrase_file
+from cxrlab.reports.patterns import (
+    CompiledPhrases,
+    PhraseFileError,
+    checked_phrase,
+    compile_phrases,
+    read_phrase_file,
+)
 from cxrlab.taxonomy import NO_FINDING, LabelSet, UnknownLabelError, get_label_set
 
 IGNORE = "ignore"
@@ -57,6 +63,7 @@ class MentionFinder:
             phrase, neutral = line.phrase, line.phrase.startswith("~")
             if neutral:
                 phrase = phrase[1:].strip()
+            checked_phrase(phrase, name, line.line)
             if line.section.lower() == IGNORE:
                 label = IGNORE
             else:

@@ -146,6 +146,18 @@ def phrase_to_regex(phrase: str) -> str:
     return "".join(parts)
 
 
+def checked_phrase(phrase: str, name: str, line: int) -> str:
+    """``phrase`` if it compiles, else a :class:`PhraseFileError` naming the file and line.
+
+    ``~`` alone (a neutral marker without its phrase) or ``...`` alone leaves nothing to match.
+    """
+    try:
+        phrase_to_regex(phrase)
+    except (ValueError, re.error) as exc:
+        raise PhraseFileError(f"{name}, line {line}: {exc} (nothing left to match)") from None
+    return phrase
+
+
 def literal_length(phrase: str) -> int:
     """How long a phrase is without its syntax: the sort key that makes the longest phrase win."""
     return len(re.sub(r"\([^()]*\)|\*|\.\.\.", "", phrase))

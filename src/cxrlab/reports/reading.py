@@ -14,12 +14,12 @@ line reads like a report, not a header, is read as headerless (the CheXpert labe
 from __future__ import annotations
 
 import codecs
-import io
 from pathlib import Path
 
 import pandas as pd
 
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.csvfiles import strict_frame
+from cxrlab.errors import CxrlabError, ParameterError
 from cxrlab.reports.sections import SECTION_NAMES
 
 TEXT_COLUMN_NAMES = ("report", "reports", "text", "report_text", "reporttext", "note", "narrative")
@@ -51,27 +51,60 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
     return data.decode("latin-1"), "latin-1"
 
 
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or an Office document)"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"PAR1", "a Parquet file"),
+)
+MAX_CONTROL_SHARE = 0.02
+"""Text has almost no control characters (tabs and line ends aside); random bytes decode to about 25%."""
+
+
+def binary_kind(data: bytes, text: str) -> str | None:
+    """What ``data`` is when it is not text (its format, or "binary data"), else None.
+
+    A report labelled from a PNG renamed ``.txt`` would come out ``No finding``: an answer about a file that
+    says nothing. Known signatures decide first, then the share of control characters in the decoded text.
+    """
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return "a DICOM file"
+    head = text[:65536]
+    if not head:
+        return None
+    controls = sum(1 for ch in head if (ch < " " and ch not in "\t\n\r\f\v") or "\x7f" <= ch <= "\x9f")
+    controls += head.count("\ufffd")
+    return "binary data" if controls > MAX_CONTROL_SHARE * len(head) else None
+
+
 def read_text_file(path: str | Path) -> str:
-    """One report file, whatever its encoding, with NUL bytes and line-end differences removed."""
+    """One report file, whatever its encoding, with NUL bytes and line-end differences removed.
+
+    A file that is not text (an image, an archive, random bytes) is an error naming it.
+    """
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise CxrlabError(f"{path}: cannot read ({exc.strerror or exc})") from None
     text, _ = decode_bytes(data)
+    kind = binary_kind(data, text)
+    if kind is not None:
+        raise CxrlabError(f"{path}: not a text file ({kind})")
     return text.replace("\x00", "").replace("\r\n", "\n")
 
 
 def read_csv_text(path: str | Path, *, header: bool = True) -> pd.DataFrame:
-    """A CSV of strings (no NA guessing: an empty cell is ''), decoded like :func:`decode_bytes`."""
-    text = read_text_file(path)
-    try:
-        return pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, header=0 if header else None
-        ).fillna("")
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise CxrlabError(f"{path}: cannot read as CSV ({str(exc).splitlines()[0]})") from None
+    """A CSV of strings (no NA guessing: an empty cell is ''), decoded like :func:`decode_bytes`; a row
+    wider or narrower than the header is an error naming it (:func:`cxrlab.csvfiles.strict_frame`)."""
+    return strict_frame(read_text_file(path), path, header=header)
 
 
 def _looks_like_text(cell: str) -> bool:
@@ -95,15 +128,16 @@ def read_reports(
     if not path.exists():
         raise CxrlabError(f"{path}: no such file or folder")
     frame = read_csv_text(path)
-    if frame.empty and not len(frame.columns):
-        return pd.DataFrame({"report_id": pd.Series(dtype=str), "text": pd.Series(dtype=str)})
+    if not len(frame.columns):
+        raise CxrlabError(f"{path}: no report in this CSV (the file is empty)")
     lower = {c.strip().lower(): c for c in frame.columns}
     if text_columns:
         missing = [c for c in text_columns if c not in frame.columns and c.lower() not in lower]
         if missing:
-            raise UsageError(
-                f"{path}: no column {', '.join(repr(m) for m in missing)}; "
-                f"columns are {', '.join(frame.columns)}"
+            raise ParameterError(
+                "text_columns",
+                f"names no column of {path}: {', '.join(repr(m) for m in missing)}; "
+                f"columns are {', '.join(frame.columns)}",
             )
         chosen = [c if c in frame.columns else lower[c.lower()] for c in text_columns]
     else:
@@ -116,15 +150,19 @@ def read_reports(
                 frame.columns = ["text"]
             chosen = [frame.columns[0]]
         if not chosen:
-            raise UsageError(
-                f"{path}: which column holds the report? Pass --text-col; "
-                f"columns are {', '.join(frame.columns)}"
+            raise ParameterError(
+                "text_columns",
+                f"is needed: which column of {path} holds the report? Columns are {', '.join(frame.columns)}",
             )
+    if frame.empty:
+        raise CxrlabError(f"{path}: no report in this CSV (a header without rows)")
     text = _join_columns(frame, chosen)
     if id_column is not None:
         key = id_column if id_column in frame.columns else lower.get(id_column.lower())
         if key is None:
-            raise UsageError(f"{path}: no id column '{id_column}'; columns are {', '.join(frame.columns)}")
+            raise ParameterError(
+                "id_column", f"{id_column!r} is no column of {path}; columns are {', '.join(frame.columns)}"
+            )
         ids = frame[key].astype(str)
     else:
         key = next((lower[n] for n in ID_COLUMN_NAMES if n in lower), None)
