@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import struct
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 from pydicom import uid as _uid
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
-from pydicom.errors import InvalidDicomError
 
-from cxrlab.errors import CxrlabError
+from cxrlab.imaging.reading import DecodeError, read_dicom
 
 __all__ = [
     "DecodeError",
@@ -36,6 +37,7 @@ __all__ = [
     "j2k_reduce_level",
     "read_dataset",
     "syntax_name",
+    "transfer_syntax",
 ]
 
 NATIVE_LE = {str(_uid.ExplicitVRLittleEndian), str(_uid.ImplicitVRLittleEndian)}
@@ -53,8 +55,8 @@ HTJ2K = {str(_uid.HTJ2KLossless), str(_uid.HTJ2KLosslessRPCL), str(_uid.HTJ2K)}
 RLE = str(_uid.RLELossless)
 
 
-class DecodeError(CxrlabError):
-    """A file that cannot be read or decoded; the message names the file."""
+class HeaderMismatch(ValueError):
+    """The codestream's own size differs from the header's Rows x Columns."""
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Decoded:
     decoder: str
     reduce: int = 0
     frames: int = 1
+    notes: list[str] = field(default_factory=list)
 
 
 def syntax_name(uid: str) -> str:
@@ -82,23 +85,17 @@ def syntax_name(uid: str) -> str:
 
 
 def read_dataset(path: str | Path) -> Dataset:
-    """Read a DICOM file (header and pixel bytes), inferring a missing Transfer Syntax UID in memory only.
+    """Read a DICOM file (header and pixel bytes) strictly (:func:`cxrlab.imaging.reading.read_dicom`).
 
     Raises :class:`DecodeError` naming the file for anything unreadable, including a missing Pixel Data.
-    The file is opened read-only; nothing is ever written back.
+    A missing Transfer Syntax UID is left missing: :func:`decode_pixels` infers it. The file is opened
+    read-only; nothing is ever written back.
     """
     path = Path(path)
-    try:
-        with warnings.catch_warnings():  # pydicom warns on every quirk; problems are reported per file
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, force=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, struct.error) as exc:
-        raise DecodeError(f"{path}: not a readable DICOM file ({exc})") from None
-    except Exception as exc:  # pydicom raises many types on a truncated or garbled file
-        raise DecodeError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+    ds = read_dicom(path, pixels=True)
     if "PixelData" not in ds:
         if "Rows" not in ds and "SOPClassUID" not in ds:
-            raise DecodeError(f"{path}: not a DICOM file (no DICOM elements found)")
+            raise DecodeError(f"{path}: not a DICOM file (no image attributes found)")
         raise DecodeError(f"{path}: the file has no Pixel Data (7FE0,0010); there is no image to convert")
     for keyword in ("Rows", "Columns", "BitsAllocated"):
         if keyword not in ds:
@@ -107,10 +104,15 @@ def read_dataset(path: str | Path) -> Dataset:
     ds.setdefault("SamplesPerPixel", 1)
     ds.setdefault("PixelRepresentation", 0)
     ds.setdefault("BitsStored", ds.BitsAllocated)
-    if not ds.file_meta.get("TransferSyntaxUID"):
-        ds.file_meta.TransferSyntaxUID = _uid.UID(infer_transfer_syntax(ds, path))
-        ds.file_meta.cxrlab_inferred = True  # type: ignore[attr-defined]
     return ds
+
+
+def transfer_syntax(ds: Dataset, path: str | Path = "") -> tuple[str, bool]:
+    """(the file's transfer syntax UID, whether it was inferred because the file meta lacks it)."""
+    declared = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if declared:
+        return str(declared), False
+    return infer_transfer_syntax(ds, path), True
 
 
 def infer_transfer_syntax(ds: Dataset, path: str | Path = "") -> str:
@@ -290,8 +292,10 @@ def _fast_decode(
                 out = imagecodecs.jpeg2k_decode(frame, numthreads=1)
                 name = "imagecodecs.jpeg2k (OpenJPEG)"
         expected = (math.ceil(rows / 2**reduce), math.ceil(cols / 2**reduce))
-        if out.ndim != 2 or out.shape != expected:
+        if out.ndim != 2:
             return None
+        if out.shape != expected:
+            raise HeaderMismatch(f"the codestream is {out.shape[0]} x {out.shape[1]} (rows x columns)")
         arr = out.view(dtype) if out.dtype.itemsize == dtype.itemsize else out.astype(dtype)
         if j2k_signed != (dtype.kind == "i"):  # pydicom's J2K sign correction
             arr = _shift_correct(np.array(arr), precision)
@@ -299,7 +303,10 @@ def _fast_decode(
     if syntax == RLE:
         from rle.utils import decode_pixel_data
 
-        data = decode_pixel_data(frame, version=2, rows=rows, columns=cols, bits_allocated=8 * dtype.itemsize)
+        with _stderr_silenced():  # a malformed stream makes the Rust decoder panic: reported by the caller
+            data = decode_pixel_data(
+                frame, version=2, rows=rows, columns=cols, bits_allocated=8 * dtype.itemsize
+            )
         arr = np.frombuffer(data, dtype=dtype.newbyteorder("<"), count=n).reshape(rows, cols)
         if bits_stored < 8 * dtype.itemsize:
             arr = _shift_correct(arr, bits_stored)
@@ -308,8 +315,10 @@ def _fast_decode(
 
 
 def _finish(out: np.ndarray, dtype: np.dtype[Any], rows: int, cols: int) -> np.ndarray:
+    if out.ndim != 2:
+        raise ValueError(f"decoded shape {out.shape}: not one grey frame")
     if out.shape != (rows, cols):
-        raise ValueError(f"decoded shape {out.shape} differs from Rows x Columns {(rows, cols)}")
+        raise HeaderMismatch(f"the codestream is {out.shape[0]} x {out.shape[1]} (rows x columns)")
     if out.dtype == dtype:
         return out
     if out.dtype.itemsize == dtype.itemsize:
@@ -337,26 +346,107 @@ def decode_pixels(ds: Dataset, *, target: tuple[int, int] | None = None, path: s
 
     ``target`` (width, height) lets a JPEG 2000 be decoded at the smallest resolution level still at least
     that large; the result then says how many levels were skipped in ``reduce``. Other syntaxes ignore it.
+    A decoder that crashes (a Rust codec panics with a ``BaseException``) is this file's
+    :class:`DecodeError`; so is a decoded frame whose shape differs from the header's Rows x Columns.
     """
-    syntax = str(ds.file_meta.TransferSyntaxUID)
-    inferred = bool(getattr(ds.file_meta, "cxrlab_inferred", False))
+    syntax, inferred = transfer_syntax(ds, path)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
+    length_note = _check_native_length(ds, syntax, frames, path)
+    notes = [length_note] if length_note else []
     simple = int(ds.SamplesPerPixel) == 1 and int(ds.BitsAllocated) in (8, 16)
     fast = None
     if simple:
         try:
             fast = _fast_decode(ds, syntax, target)
+        except HeaderMismatch as exc:  # the codestream states its size: pydicom would reshape it wrongly
+            raise DecodeError(
+                f"{path or 'dataset'}: {exc} but the header says Rows {ds.Rows} x Columns {ds.Columns}: "
+                "the header disagrees with the pixel data"
+            ) from None
         except Exception:  # a codec refusing an unusual stream: pydicom's plugins may still read it
             fast = None
+        except BaseException as exc:  # a Rust codec's panic: the stream contradicts the header
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            raise DecodeError(
+                f"{path or 'dataset'}: the {syntax_name(syntax)} decoder crashed on this file "
+                f"({type(exc).__name__}: {exc}); is the header (Rows {ds.Rows}, Columns {ds.Columns}) right?"
+            ) from None
     if fast is not None:
         arr, name, reduce = fast
-        return Decoded(arr, syntax, inferred, name, reduce, frames)
+        _check_shape(ds, arr, reduce, path)
+        return Decoded(arr, syntax, inferred, name, reduce, frames, notes)
+    if inferred:  # pydicom's plugins need the syntax: set the real element, in memory only
+        ds.file_meta.TransferSyntaxUID = _uid.UID(syntax)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _stderr_silenced():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array if frames == 1 else ds.pixel_array[0]
-    except Exception as exc:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
         raise DecodeError(
-            f"{path or 'dataset'}: cannot decode {syntax_name(syntax)} pixel data ({exc})"
+            f"{path or 'dataset'}: cannot decode {syntax_name(syntax)} pixel data "
+            f"({type(exc).__name__}: {exc})"
         ) from None
-    return Decoded(np.asarray(arr), syntax, inferred, "pydicom", 0, frames)
+    arr = np.asarray(arr)
+    _check_shape(ds, arr, 0, path)
+    return Decoded(arr, syntax, inferred, "pydicom", 0, frames, notes)
+
+
+def _check_native_length(ds: Dataset, syntax: str, frames: int, path: str | Path) -> str | None:
+    """Uncompressed Pixel Data must hold what Rows x Columns x samples x bits say; a little trailing padding
+    of whole rows is noted (the returned note), anything else fails: the image would be cut or sheared.
+    (A square image whose header understates Columns by k looks like k padding rows: length alone cannot
+    tell; the 2% bound keeps that to a few columns.)"""
+    if syntax not in NATIVE_LE and syntax not in (DEFLATED, BIG_ENDIAN):
+        return None
+    allocated = int(ds.BitsAllocated)
+    if allocated % 8:
+        return None  # 1-bit data is packed: pydicom checks it
+    needed = int(ds.Rows) * int(ds.Columns) * int(ds.SamplesPerPixel) * allocated // 8 * frames
+    held = len(ds.PixelData)
+    if held < needed:
+        raise DecodeError(
+            f"{path}: the Pixel Data holds {held} bytes but Rows x Columns x samples x Bits Allocated need "
+            f"{needed}: the file is truncated or its header disagrees with its pixels"
+        )
+    excess = held - needed
+    if excess <= 1:  # the pad byte of an odd length
+        return None
+    row = int(ds.Columns) * int(ds.SamplesPerPixel) * allocated // 8
+    if excess % row == 0 and excess <= 0.02 * needed:  # trailing padding (pydicom ignores it too)
+        return f"Pixel Data holds {excess} bytes more than the header needs (padding): ignored"
+    raise DecodeError(
+        f"{path}: the Pixel Data holds {held} bytes, more than the {needed} that Rows x Columns x samples "
+        "x Bits Allocated need: the header disagrees with the pixels"
+    )
+
+
+def _check_shape(ds: Dataset, arr: np.ndarray, reduce: int, path: str | Path) -> None:
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    expected = (math.ceil(rows / 2**reduce), math.ceil(cols / 2**reduce))
+    if arr.ndim < 2 or tuple(arr.shape[:2]) != expected:
+        raise DecodeError(
+            f"{path}: the decoded frame is {' x '.join(map(str, arr.shape))} but the header says "
+            f"Rows {rows} x Columns {cols}: the header disagrees with the pixel data"
+        )
+
+
+@contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: a Rust codec's panic hook prints there before raising, and
+    the failure is reported once, by the caller, naming the file."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
