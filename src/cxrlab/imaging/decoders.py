@@ -228,6 +228,12 @@ def _shift_correct(arr: np.ndarray, bits: int) -> np.ndarray:
     shift = 8 * arr.dtype.itemsize - bits
     if shift <= 0:
         return arr
+    if arr.dtype.kind == "u":
+        if int(arr.max()) >> bits == 0:  # the usual case: nothing to clear, no copy (a read-only pass)
+            return arr
+        if not arr.flags.writeable:
+            arr = arr.copy()
+        return np.bitwise_and(arr, (1 << bits) - 1, out=arr)
     if not arr.flags.writeable:
         arr = arr.copy()
     np.left_shift(arr, shift, out=arr)

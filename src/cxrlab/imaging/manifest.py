@@ -63,6 +63,8 @@ def manifest_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     df = df[MANIFEST_COLUMNS]
     for column in STRING_COLUMNS:
         df[column] = df[column].astype("string")
+    for column in ("output", "error", "notes"):  # text that may be empty: "" (a CSV reads it back as NA)
+        df[column] = df[column].fillna("")
     for column in INT_COLUMNS:
         df[column] = pd.to_numeric(df[column]).astype("Int64")
     for column in FLOAT_COLUMNS:

@@ -1,9 +1,9 @@
 """Views of the two tables in the formats detection tools and the VinDr-CXR releases use.
 
 Boxes in the tables are ``x_min, y_min, x_max, y_max`` in pixels of the original image, origin top-left. With
-``converted`` (a folder of converted images and its manifest: ``image_id, width, height, scale_x, scale_y,
-pad_x, pad_y, output``) boxes become ``x * scale_x + pad_x``, ``y * scale_y + pad_y`` clipped to the new size,
-and the file names and sizes are the converted ones.
+``converted`` (a folder of converted images and its manifest, :mod:`cxrlab.imaging.manifest`: ``image_id,
+width, height, scale_x, scale_y, output``) boxes become ``x * scale_x``, ``y * scale_y`` clipped to the new
+size, and the file names and sizes are the converted ones.
 
 Formats (files are written under a temporary name, then renamed):
 
@@ -43,13 +43,13 @@ import pandas as pd
 
 from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.imaging import manifest as imaging_manifest
 from cxrlab.labels.consensus import CONSENSUS
 from cxrlab.tables import BOX_COLUMNS
 from cxrlab.taxonomy import NO_FINDING, VINDR_CHALLENGE, VINDR_GLOBAL, VINDR_LOCAL
 
 FORMATS = ("coco", "yolo", "voc", "vindr-csv", "challenge-csv")
-MANIFEST_COLUMNS = ["image_id", "width", "height", "scale_x", "scale_y", "pad_x", "pad_y", "output"]
-MANIFEST_NAMES = ("manifest.parquet", "manifest.csv")
+MANIFEST_COLUMNS = ["image_id", "width", "height", "scale_x", "scale_y", "output"]
 CHALLENGE_CLASSES = VINDR_CHALLENGE.findings
 
 
@@ -69,30 +69,10 @@ def _write_csv(path: Path, df: pd.DataFrame) -> Path:
 
 
 def read_manifest(converted: str | Path) -> pd.DataFrame:
-    """The converted folder's manifest: per image the new size, the scale (and padding, 0 when absent), the
-    output file (relative to the folder). Rows of a ``cxrlab convert`` manifest whose status is not ``ok`` are
-    left out."""
+    """The converted folder's manifest (:func:`cxrlab.imaging.manifest.read_manifest`, rows with an output):
+    per image the new size, the scale, the output file (relative to the folder)."""
     converted = Path(converted)
-    for name in MANIFEST_NAMES:
-        path = converted / name
-        if path.is_file():
-            df = (
-                pd.read_parquet(path)
-                if path.suffix == ".parquet"
-                else pd.read_csv(path, dtype={"image_id": str})
-            )
-            break
-    else:
-        raise CxrlabError(f"{converted}: no conversion manifest ({' or '.join(MANIFEST_NAMES)})")
-    df = df.copy()
-    for c, default in (("pad_x", 0.0), ("pad_y", 0.0)):
-        if c not in df.columns:
-            df[c] = default
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise CxrlabError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
-    if "status" in df.columns:  # cxrlab convert's manifest: failed conversions have no output to point at
-        df = df[df["status"].astype(str) == "ok"]
+    df = imaging_manifest.read_manifest(converted, ok_only=True)
     df = (
         df[MANIFEST_COLUMNS].astype({"image_id": str, "output": str}).drop_duplicates("image_id", keep="last")
     )
@@ -173,14 +153,13 @@ def _prepare(
         t = boxed[["image_id"]].merge(m, on="image_id", how="left")
         xy = boxed[BOX_COLUMNS].to_numpy(dtype=float)
         sx, sy = t["scale_x"].to_numpy(float), t["scale_y"].to_numpy(float)
-        px, py = t["pad_x"].to_numpy(float), t["pad_y"].to_numpy(float)
         w, h = t["width"].to_numpy(float), t["height"].to_numpy(float)
         xy = np.stack(
             [
-                np.clip(xy[:, 0] * sx + px, 0, w),
-                np.clip(xy[:, 1] * sy + py, 0, h),
-                np.clip(xy[:, 2] * sx + px, 0, w),
-                np.clip(xy[:, 3] * sy + py, 0, h),
+                np.clip(xy[:, 0] * sx, 0, w),
+                np.clip(xy[:, 1] * sy, 0, h),
+                np.clip(xy[:, 2] * sx, 0, w),
+                np.clip(xy[:, 3] * sy, 0, h),
             ],
             axis=1,
         )
