@@ -189,11 +189,22 @@ def _three_files(src: Path) -> None:
         make_dicom(src, f"f{i}.dcm", chest_like(48, 40, seed=i))
 
 
+def _main_exits_1(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], src: Path,
+                  out: Path) -> list[str]:  # fmt: skip
+    """Run ``cxrlab convert src out`` in this process (so a monkeypatch applies); its stderr lines."""
+    from cxrlab.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["cxrlab", "convert", str(src), str(out), "--size", "16"])
+    monkeypatch.setenv("CXRLAB_NO_PROGRESS", "1")
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 1
+    return capfd.readouterr().err.strip().splitlines()
+
+
 def test_disk_full_on_the_last_output_stops_cleanly_and_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from cxrlab.cli.main import main
-
     src, out = tmp_path / "src", tmp_path / "out"
     _three_files(src)
     real = pipeline.write_bytes_atomic
@@ -204,12 +215,7 @@ def test_disk_full_on_the_last_output_stops_cleanly_and_resumes(
         return real(path, data, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pipeline, "write_bytes_atomic", full_on_f2)
-    monkeypatch.setattr(sys, "argv", ["cxrlab", "convert", str(src), str(out), "--size", "16"])
-    monkeypatch.setenv("CXRLAB_NO_PROGRESS", "1")
-    with pytest.raises(SystemExit) as info:
-        main()
-    assert info.value.code == 1
-    err = capfd.readouterr().err.strip().splitlines()
+    err = _main_exits_1(monkeypatch, capfd, src, out)
     assert err == [f"error: {out / 'f2.png'}: No space left on device"]
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == ["f0.png", "f1.png"]
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -226,8 +232,6 @@ def test_disk_full_on_the_last_output_stops_cleanly_and_resumes(
 def test_disk_full_on_the_manifest_keeps_the_previous_pair(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from cxrlab.cli.main import main
-
     src, out = tmp_path / "src", tmp_path / "out"
     _three_files(src)
     convert(src, out, ConvertOptions(size=16))
@@ -238,12 +242,7 @@ def test_disk_full_on_the_manifest_keeps_the_previous_pair(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", full)  # the csv is the second, last, file of the pair
-    monkeypatch.setattr(sys, "argv", ["cxrlab", "convert", str(src), str(out), "--size", "16"])
-    monkeypatch.setenv("CXRLAB_NO_PROGRESS", "1")
-    with pytest.raises(SystemExit) as info:
-        main()
-    assert info.value.code == 1
-    err = capfd.readouterr().err.strip().splitlines()
+    err = _main_exits_1(monkeypatch, capfd, src, out)
     assert len(err) == 1 and "No space left on device" in err[0]
     assert {n: (out / n).read_bytes() for n in before} == before  # the pair agrees: both the previous
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

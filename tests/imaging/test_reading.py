@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import imagecodecs
@@ -35,3 +36,28 @@ def test_deflated_file_read_by_libdeflate_equals_pydicom(tmp_path: Path, monkeyp
         assert ours[element.tag].value == element.value, element.keyword
     assert str(ours.file_meta.TransferSyntaxUID) == str(theirs.file_meta.TransferSyntaxUID)
     assert np.array_equal(decode_pixels(ours).pixels, theirs.pixel_array)
+
+
+def test_a_missing_fast_decoder_is_a_warning_and_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxrlab.imaging import decoders
+    from cxrlab.imaging.convert import ConvertOptions, convert
+
+    make_dicom(
+        tmp_path / "src", "ls.dcm", chest_like(40, 30), transfer_syntax=TRANSFER_SYNTAXES["jpegls_lossless"]
+    )
+    families = {
+        d.family for d in decoders.FAST_DECODERS if TRANSFER_SYNTAXES["jpegls_lossless"] in d.syntaxes
+    }
+    assert families == {"JPEG-LS"}  # the table names one package for the syntax
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # as if not installed: importing it fails
+    decoders._importable.cache_clear()
+    decoders._warn_once.cache_clear()
+    with pytest.warns(decoders.MissingDecoderWarning, match="imagecodecs"):
+        convert(tmp_path / "src", tmp_path / "out", ConvertOptions(size=16))
+    import pandas as pd
+
+    decoders._importable.cache_clear()
+    row = pd.read_parquet(tmp_path / "out" / "manifest.parquet").iloc[0]
+    assert row["status"] == "ok" and row["decoder"] == "pydicom" and "decoded by pydicom" in row["notes"]
