@@ -95,7 +95,7 @@ def notebook_pipeline(path: Path) -> bytes:
     data = data - np.min(data)
     data = data / np.max(data)
     data = (data * 255).astype(np.uint8)
-    img = Image.fromarray(data).resize((SIZE, SIZE), Image.LANCZOS)
+    img = Image.fromarray(data).resize((SIZE, SIZE), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     img.save(buf, format="PNG")  # Pillow's default compression level 6
     return buf.getvalue()
@@ -119,7 +119,7 @@ def agreement(png: bytes, reference: np.ndarray) -> tuple[float, float, float]:
     """(max, p99.9 |difference| after the best affine fit, share of pixels off by > 1 level)."""
     import cv2
 
-    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED).astype(np.float64)
+    img = np.asarray(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED), dtype=np.float64)
     ref = reference.ravel()
     a, b = np.polyfit(img.ravel(), ref, 1)
     diff = np.abs(a * img.ravel() + b - ref)
@@ -152,9 +152,9 @@ def _floor(path: Path) -> float:
     decoded = decode_pixels(read_dataset(path), target=(SIZE, SIZE))  # the codec and resolution cxrlab uses
     codec = _codec_alone(ds, decoded.decoder, decoded.reduce, generate_frames)
     t1 = time.perf_counter()
-    small = cv2.resize(decoded.pixels, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    small = np.asarray(cv2.resize(decoded.pixels, (SIZE, SIZE), interpolation=cv2.INTER_AREA))
     resize = time.perf_counter() - t1
-    img = (small >> max(0, small.dtype.itemsize * 8 - 8)).astype(np.uint8)
+    img = np.right_shift(small.astype(np.uint16), max(0, small.dtype.itemsize * 8 - 8)).astype(np.uint8)
     t2 = time.perf_counter()
     data = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1, *PNG_PARAMS])[1].tobytes()
     encode = time.perf_counter() - t2
@@ -363,7 +363,7 @@ def _png_choice(files: dict[str, list[Path]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "one.png"
         convert_file(Task("one", str(files["explicit_le"][0]), str(out)), ConvertOptions(size=SIZE))
-        img = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+        img = np.asarray(cv2.imread(str(out), cv2.IMREAD_UNCHANGED))
     rle, fast = cv2.IMWRITE_PNG_STRATEGY_RLE, cv2.IMWRITE_PNG_FAST_FILTERS
     strategy, png_filter = cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_FILTER
     settings = {"level 1, default": [], "level 1, RLE": [strategy, rle],
@@ -381,7 +381,7 @@ def _png_choice(files: dict[str, list[Path]]) -> None:
             t0 = time.perf_counter()
             data = cv2.imencode(".png", img, params)[1]
             times.append(time.perf_counter() - t0)
-        same = np.array_equal(cv2.imdecode(data, cv2.IMREAD_UNCHANGED), img)
+        same = np.array_equal(np.asarray(cv2.imdecode(data, cv2.IMREAD_UNCHANGED)), img)
         ms = statistics.median(times) * 1000
         print(f"  {label:38s} {ms:6.1f} ms {len(data) / 1024:6.0f} KiB  identical {same}")
 

@@ -346,26 +346,26 @@ def _fast_decode(
     if syntax in JPEG_2000 or syntax in HTJ2K:
         precision, j2k_signed, levels = _j2k_header(frame)
         reduce = j2k_reduce_level(cols, rows, *target, levels) if target is not None else 0
-        out: np.ndarray | None = None
+        j2k: np.ndarray | None = None
         if syntax in HTJ2K:
-            out = (
+            j2k = (
                 imagecodecs.htj2k_decode(frame, skipres=reduce) if reduce else imagecodecs.htj2k_decode(frame)
             )
             name = "imagecodecs.htj2k (OpenJPH)"
         else:
             if reduce and not j2k_signed:  # Pillow reads signed codestreams as unsigned
-                out = _pillow_j2k(frame, reduce, precision)
+                j2k = _pillow_j2k(frame, reduce, precision)
                 name = f"Pillow (OpenJPEG), {reduce} resolution level(s) skipped"
-            if out is None:
+            if j2k is None:
                 reduce = 0
-                out = imagecodecs.jpeg2k_decode(frame, numthreads=1)
+                j2k = imagecodecs.jpeg2k_decode(frame, numthreads=1)
                 name = "imagecodecs.jpeg2k (OpenJPEG)"
         expected = (math.ceil(rows / 2**reduce), math.ceil(cols / 2**reduce))
-        if out.ndim != 2:
+        if j2k.ndim != 2:
             return None
-        if out.shape != expected:
-            raise HeaderMismatch(f"the codestream is {out.shape[0]} x {out.shape[1]} (rows x columns)")
-        arr = out.view(dtype) if out.dtype.itemsize == dtype.itemsize else out.astype(dtype)
+        if j2k.shape != expected:
+            raise HeaderMismatch(f"the codestream is {j2k.shape[0]} x {j2k.shape[1]} (rows x columns)")
+        arr = j2k.view(dtype) if j2k.dtype.itemsize == dtype.itemsize else j2k.astype(dtype)
         if j2k_signed != (dtype.kind == "i"):  # pydicom's J2K sign correction
             arr = _shift_correct(np.array(arr), precision)
         return np.ascontiguousarray(arr), name, reduce

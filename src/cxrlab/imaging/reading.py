@@ -84,7 +84,7 @@ def _read_deflated(path: Path) -> Dataset | None:
     inflated = None
     for factor in (4, 16, 64):  # libdeflate needs an output bound; deflate rarely beats 4:1 on radiographs
         try:
-            inflated = imagecodecs.deflate_decode(body, raw=True, out=factor * len(body) + 65536)
+            inflated = imagecodecs.deflate_decode(body, raw=True, out=factor * len(body) + 65536)  # type: ignore[arg-type]  # any buffer: no copy
             break
         except imagecodecs.DeflateError:
             continue

@@ -212,7 +212,7 @@ def _run_dask(work: Work, tasks: list[Task], options: Any, address: str, on_resu
         client.run(_init_worker)
         size = _batch_size(len(tasks), slots)
         batches = iter([tasks[i : i + size] for i in range(0, len(tasks), size)])
-        owner: dict[str, list[Task]] = {}
+        owner: dict[Any, list[Task]] = {}
 
         def submit(batch: list[Task]) -> Any:
             future = client.submit(run_batch, work, batch, options, pure=False)
