@@ -132,18 +132,10 @@ def convert_cmd(
 
 
 def manifest_summary(manifest_path: Path) -> dict[str, Any]:
-    import pandas as pd
+    """The counts the summary prints (the library's :func:`cxrlab.imaging.manifest.summarize`)."""
+    from cxrlab.imaging.manifest import read_manifest, summarize
 
-    m = pd.read_parquet(manifest_path)
-    ok = m[m["status"] == "ok"]
-    return {
-        "by_transfer_syntax": ok["transfer_syntax_name"].fillna("PNG").value_counts().to_dict(),
-        "by_decoder": ok["decoder"].value_counts().to_dict(),
-        "by_voi": ok["voi"].value_counts().to_dict(),
-        "inverted_monochrome1": int(ok["inverted"].fillna(False).sum()),
-        "j2k_reduced": int((ok["j2k_reduce"].fillna(0) > 0).sum()),
-        "syntax_inferred": int(ok["syntax_inferred"].fillna(False).sum()),
-    }
+    return summarize(read_manifest(Path(manifest_path).parent))
 
 
 def print_summary(result: Any, manifest: dict[str, Any], out: Path, console: Console = console) -> None:
@@ -165,7 +157,9 @@ def print_summary(result: Any, manifest: dict[str, Any], out: Path, console: Con
     console.print(
         f"MONOCHROME1 inverted: {manifest.get('inverted_monochrome1', 0)}; JPEG 2000 decoded at a reduced "
         f"resolution level: {manifest.get('j2k_reduced', 0)}; transfer syntax inferred: "
-        f"{manifest.get('syntax_inferred', 0)}"
+        f"{manifest.get('syntax_inferred', 0)}; with a note (odd header, padding, ...): "
+        f"{manifest.get('with_notes', 0)}; outputs of removed sources kept: "
+        f"{manifest.get('removed_sources', 0)}"
     )
     if result.tables is not None:
         console.print(f"Rescaled tables: {escape(str(out))}/images.parquet, findings.parquet")

@@ -22,6 +22,7 @@ __all__ = [
     "STATUSES",
     "manifest_frame",
     "read_manifest",
+    "summarize",
     "write_manifest",
 ]
 
@@ -122,3 +123,19 @@ def read_manifest(folder: str | Path, *, ok_only: bool = False) -> pd.DataFrame:
     if ok_only:
         df = df[(df["status"] == "ok") & df["output"].fillna("").ne("")].reset_index(drop=True)
     return df
+
+
+def summarize(df: pd.DataFrame) -> dict[str, Any]:
+    """Counts over the converted images: by transfer syntax, decoder and VOI step; MONOCHROME1 inverted,
+    JPEG 2000 decoded at a reduced resolution, syntax inferred; images with a note."""
+    ok = df[df["status"] == "ok"]
+    return {
+        "by_transfer_syntax": ok["transfer_syntax_name"].fillna("PNG").value_counts().to_dict(),
+        "by_decoder": ok["decoder"].value_counts().to_dict(),
+        "by_voi": ok["voi"].value_counts().to_dict(),
+        "inverted_monochrome1": int(ok["inverted"].fillna(False).sum()),
+        "j2k_reduced": int((ok["j2k_reduce"].fillna(0) > 0).sum()),
+        "syntax_inferred": int(ok["syntax_inferred"].fillna(False).sum()),
+        "with_notes": int((ok["notes"].fillna("") != "").sum()),
+        "removed_sources": int((df["status"] == "removed").sum()),
+    }
