@@ -1,8 +1,8 @@
 """Convert a folder or a table of radiographs to a training size: resumable, in parallel, memory-bounded.
 
-Each image goes through :func:`convert_file` (read -> fastest decoder -> resize the stored values -> one
-display table -> encode) in a worker: a local process pool, or a Dask cluster when an address is given. The
-parent keeps at most ``2 x workers`` tasks in flight, so memory does not grow with the dataset.
+The orchestration: which files, what is already done, the journal, the manifest, the rescaled tables. Each
+image goes through :func:`cxrlab.imaging.pipeline.convert_file` in a worker of
+:mod:`cxrlab.imaging.runner` (a local process pool, or a Dask cluster when an address is given).
 
 Output folder::
 
@@ -13,34 +13,33 @@ Output folder::
     OUT/findings.parquet      with findings: every box multiplied by its image's scale factors
     OUT/convert.json          the settings; a re-run with other settings is refused
     OUT/.manifest.journal.jsonl  one line per finished image, flushed at once: a crash loses nothing
+    OUT/.convert.lock         held (flock) by the run writing the folder: one run per folder
 
 A re-run skips images whose output exists with an ``ok`` journal line for an unchanged source (same size
 and modification time) and retries the failed ones; when a redone image fails, its earlier output is
-removed. Sources are only ever opened for reading.
+removed. An output whose source has disappeared since is kept and listed with status ``removed``. Sources
+are only ever opened for reading.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import resource
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 
-from cxrlab.atomic import atomic_path, write_bytes_atomic, write_text_atomic
-from cxrlab.errors import CxrlabError, UsageError
-from cxrlab.imaging.decoders import DecodeError, decode_pixels, read_dataset, syntax_name
-from cxrlab.imaging.dicom import Applied, DisplayOptions, apply_table, display_reference, display_table
+from cxrlab.atomic import write_text_atomic
+from cxrlab.errors import UsageError
+from cxrlab.imaging.lock import folder_lock
+from cxrlab.imaging.manifest import manifest_frame, write_manifest
+from cxrlab.imaging.pipeline import FORMATS, ConvertOptions, convert_file, encode_image
 from cxrlab.imaging.runner import Task, failure_record, run_tasks
-from cxrlab.imaging.transform import Resize, plan_resize, resize_image, scale_findings
+from cxrlab.imaging.transform import scale_findings
 from cxrlab.progress import maybe_progress
 from cxrlab.tables import (
     FINDINGS_FILE,
@@ -50,7 +49,6 @@ from cxrlab.tables import (
     load_tables,
     read_parquet,
     save_tables,
-    write_parquet,
 )
 
 __all__ = [
@@ -65,54 +63,8 @@ __all__ = [
 ]
 
 SUFFIXES = (".dicom", ".dcm", ".png")
-FORMATS = {"png": ".png", "png16": ".png", "npy": ".npy"}
-MANIFEST = "manifest.parquet"
-MANIFEST_CSV = "manifest.csv"
 JOURNAL = ".manifest.journal.jsonl"
 SETTINGS = "convert.json"
-
-MANIFEST_COLUMNS = [
-    "image_id", "source", "output", "status", "error",
-    "orig_width", "orig_height", "width", "height", "scale_x", "scale_y",
-    "transfer_syntax", "transfer_syntax_name", "syntax_inferred", "decoder", "j2k_reduce",
-    "photometric", "modality", "rescale_slope", "rescale_intercept",
-    "voi", "voi_detail", "window_center", "window_width", "voi_function", "range_low", "range_high",
-    "inverted", "bits", "notes",
-    "source_bytes", "source_mtime_ns", "seconds", "worker_pid", "worker_peak_rss_mb",
-]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ConvertOptions:
-    """How every image is converted; the same options give byte-identical outputs."""
-
-    size: int | None = 1024
-    keep_aspect: bool = False
-    format: str = "png"
-    display: DisplayOptions = field(default_factory=DisplayOptions)
-    png_level: int = 1
-
-    def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        if self.size is not None and self.size <= 0:
-            raise UsageError(f"--size must be positive, got {self.size}")
-        if not 0 <= self.png_level <= 9:
-            raise UsageError(f"PNG compression level must be 0-9, got {self.png_level}")
-        bits = 8 if self.format == "png" else 16 if self.format == "png16" else self.display.bits
-        if bits != self.display.bits:
-            object.__setattr__(self, "display", _replace_bits(self.display, bits))
-
-    def settings(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["display"]["percentiles"] = list(self.display.percentiles)
-        return d
-
-
-def _replace_bits(display: DisplayOptions, bits: int) -> DisplayOptions:
-    from dataclasses import replace
-
-    return replace(display, bits=bits)
 
 
 @dataclass
@@ -125,140 +77,6 @@ class ConvertResult:
     manifest: Path | None = None
     tables: Path | None = None
     seconds: float = 0.0
-
-
-# ---------------------------------------------------------------- one file (runs in a worker)
-
-
-def encode_image(img: np.ndarray, fmt: str, png_level: int = 1) -> bytes:
-    """PNG (8 or 16 bit, cv2; level 1 is ~6x faster than PIL's default 6 for ~10% more bytes) or .npy."""
-    if fmt == "npy":
-        buf = io.BytesIO()
-        np.save(buf, img, allow_pickle=False)
-        return buf.getvalue()
-    ok, encoded = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, png_level])
-    if not ok:  # pragma: no cover - cv2 encodes any 8/16-bit gray array
-        raise CxrlabError("PNG encoding failed")
-    return encoded.tobytes()
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def convert_file(task: Task, options: ConvertOptions) -> dict[str, Any]:
-    """Convert one image and return its manifest record; a failure is a record too (never raises)."""
-    started = time.perf_counter()
-    source = Path(task.source)
-    record: dict[str, Any] = {"image_id": task.image_id, "source": task.source, "output": task.output}
-    try:
-        stat = source.stat()
-        record.update(source_bytes=stat.st_size, source_mtime_ns=stat.st_mtime_ns)
-        if source.suffix.lower() == ".png":
-            img, info = _png_pipeline(source, options)
-        else:
-            img, info = _dicom_pipeline(source, options)
-        record.update(info)
-        output = Path(task.output)
-        data = encode_image(img, options.format, options.png_level)
-        write_bytes_atomic(output, data, temp_name=f".{output.name}.{os.getpid()}.tmp")
-        record.update(status="ok", error="")
-    except CxrlabError as exc:
-        record.update(status="failed", error=str(exc))
-    except Exception as exc:  # a codec or a library failing on one odd file must not stop the others
-        record.update(status="failed", error=f"{source}: {type(exc).__name__}: {exc}")
-    record.update(
-        seconds=round(time.perf_counter() - started, 4),
-        worker_pid=os.getpid(),
-        worker_peak_rss_mb=round(_peak_rss_mb(), 1),
-    )
-    return record
-
-
-def _size_record(plan: Resize) -> dict[str, Any]:
-    return {
-        "orig_width": plan.orig_width,
-        "orig_height": plan.orig_height,
-        "width": plan.width,
-        "height": plan.height,
-        "scale_x": plan.scale_x,
-        "scale_y": plan.scale_y,
-    }
-
-
-def _dicom_pipeline(source: Path, options: ConvertOptions) -> tuple[np.ndarray, dict[str, Any]]:
-    ds = read_dataset(source)
-    plan = plan_resize(int(ds.Columns), int(ds.Rows), options.size, options.keep_aspect)
-    decoded = decode_pixels(ds, target=(plan.width, plan.height), path=source)
-    pixels = decoded.pixels
-    if pixels.ndim == 2 and pixels.dtype.kind in "ui" and pixels.dtype.itemsize in (1, 2):
-        small = resize_image(pixels, plan.width, plan.height)  # stored values first: 6x fewer to map
-        table, applied = display_table(ds, options.display, stats_of=small)
-        img = apply_table(small, table)
-    elif pixels.ndim == 3:  # colour (secondary captures): luminance, no VOI
-        img, applied = _colour_to_grey(pixels, options.display.bits)
-        img = resize_image(img, plan.width, plan.height)
-    else:
-        full, applied = display_reference(pixels, ds, options.display)
-        img = resize_image(full, plan.width, plan.height)
-    if decoded.reduce:
-        applied.notes.append(
-            f"JPEG 2000 decoded at resolution level {decoded.reduce} "
-            f"({pixels.shape[1]} x {pixels.shape[0]}), the smallest still >= the output size"
-        )
-    if decoded.syntax_inferred:
-        applied.notes.append("Transfer Syntax UID missing from the file meta: inferred from the data")
-    if decoded.frames > 1:
-        applied.notes.append(f"multi-frame ({decoded.frames}): frame 1 converted")
-    info = _size_record(plan)
-    info.update(
-        transfer_syntax=decoded.transfer_syntax,
-        transfer_syntax_name=syntax_name(decoded.transfer_syntax),
-        syntax_inferred=decoded.syntax_inferred,
-        decoder=decoded.decoder,
-        j2k_reduce=decoded.reduce,
-    )
-    info.update(applied.as_dict())
-    return img, info
-
-
-def _colour_to_grey(pixels: np.ndarray, bits: int) -> tuple[np.ndarray, Applied]:
-    grey = cv2.cvtColor(pixels[..., :3], cv2.COLOR_RGB2GRAY)
-    applied = Applied(photometric="RGB", voi="none", voi_detail="colour image: luminance", bits=bits)
-    if bits == 16:
-        grey = grey.astype(np.uint16) * (257 if grey.dtype == np.uint8 else 1)
-    elif grey.dtype != np.uint8:
-        grey = (grey // 257).astype(np.uint8)
-    return grey, applied
-
-
-def _png_pipeline(source: Path, options: ConvertOptions) -> tuple[np.ndarray, dict[str, Any]]:
-    data = np.fromfile(source, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DecodeError(f"{source}: not a readable PNG file")
-    notes = []
-    if img.ndim == 3:
-        notes.append(f"{img.shape[2]}-channel PNG read as grey")
-        code = cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-        img = cv2.cvtColor(img, code)
-    bits = options.display.bits
-    if bits == 16 and img.dtype == np.uint8:
-        img = img.astype(np.uint16) * 257
-    elif bits == 8 and img.dtype == np.uint16:
-        img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    plan = plan_resize(img.shape[1], img.shape[0], options.size, options.keep_aspect)
-    img = resize_image(img, plan.width, plan.height)
-    info = _size_record(plan)
-    info.update(
-        decoder="cv2 (PNG)",
-        photometric="MONOCHROME2",
-        voi="none",
-        voi_detail="PNG input: no display pipeline",
-        bits=bits,
-        notes="; ".join(notes),
-    )
-    return img, info
 
 
 # ---------------------------------------------------------------- what to convert
@@ -353,9 +171,7 @@ def _check_settings(out: Path, options: ConvertOptions) -> None:
                 f"{out} holds a conversion made with other settings ({', '.join(changed)} differ); "
                 "convert into a new folder, or delete it first"
             )
-    write_text_atomic(
-        path, json.dumps(settings, indent=2, sort_keys=True) + "\n", temp_name=f".{SETTINGS}.tmp"
-    )
+    write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def _read_journal(path: Path) -> dict[str, dict[str, Any]]:
@@ -403,10 +219,13 @@ def convert(
 
     ``findings``: a tables folder or a findings .parquet whose boxes are rescaled into ``out`` (a tables
     folder as ``src`` brings its own). ``on_failure`` is called with each failed record as it happens.
+    Raises :class:`~cxrlab.imaging.lock.FolderBusy` when another run writes into ``out``, ``OSError`` when
+    the output folder cannot be written (the journal keeps what was done: a re-run resumes).
     """
     started = time.perf_counter()
     options = options or ConvertOptions()
     out = Path(out)
+    _check_folders(Path(src), out)
     tasks, images, table_findings = collect_tasks(src, out, options.format, root)
     if findings is not None:
         images, table_findings = _load_findings(Path(findings), images)
@@ -414,13 +233,31 @@ def convert(
     if clash is not None:
         raise UsageError(f"{out}: converting {clash.source} would overwrite it; choose another output folder")
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, options)
+    with folder_lock(out):
+        _check_settings(out, options)
+        result = _run(tasks, out, options, workers, cluster, progress, on_failure)
+        manifest = _manifest(tasks, _read_journal(out / JOURNAL), out)
+        result.manifest = write_manifest(manifest, out)
+        if table_findings is not None:
+            result.tables = _write_tables(out, manifest, images, table_findings)
+    result.seconds = time.perf_counter() - started
+    return result
 
+
+def _check_folders(src: Path, out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: the output exists and is not a folder")
+    if src.is_dir() and out.resolve() == src.resolve():
+        raise UsageError(f"{out}: the output folder is the source folder; choose another output folder")
+
+
+def _run(tasks: list[Task], out: Path, options: ConvertOptions, workers: int, cluster: str | None,
+         progress: bool, on_failure: Callable[[dict[str, Any]], None] | None) -> ConvertResult:  # fmt: skip
+    """Convert the tasks not done yet, journaling each record as it arrives."""
     journal_path = out / JOURNAL
     previous = _read_journal(journal_path)
     pending = [t for t in tasks if not _is_done(t, previous.get(t.image_id))]
     result = ConvertResult(total=len(tasks), skipped=len(tasks) - len(pending))
-
     with open(journal_path, "a", encoding="utf-8") as journal, maybe_progress(progress) as bar:
         task_id = bar.add_task("converting", total=len(pending)) if bar is not None else None
 
@@ -441,14 +278,6 @@ def convert(
                 bar.advance(task_id)
 
         run_tasks(convert_file, pending, options, workers=workers, cluster=cluster, on_result=on_result)
-
-    manifest = _manifest(tasks, _read_journal(journal_path), out)
-    result.manifest = out / MANIFEST
-    write_parquet(manifest, result.manifest)
-    _write_csv_atomic(manifest, out / MANIFEST_CSV)
-    if table_findings is not None:
-        result.tables = _write_tables(out, manifest, images, table_findings)
-    result.seconds = time.perf_counter() - started
     return result
 
 
@@ -467,35 +296,23 @@ def _json_default(value: Any) -> Any:
 
 
 def _manifest(tasks: list[Task], records: dict[str, dict[str, Any]], out: Path) -> pd.DataFrame:
+    """One row per task, then a ``removed`` row per earlier output whose source is no longer converted."""
     rows = []
+    current = set()
     for task in tasks:
         record = dict(records.get(task.image_id) or _missing_record(task))
         record["output"] = Path(task.output).name if record.get("status") == "ok" else ""
         rows.append(record)
-    df = pd.DataFrame(rows)
-    for column in MANIFEST_COLUMNS:
-        if column not in df.columns:
-            df[column] = pd.NA
-    extras = [c for c in df.columns if c not in MANIFEST_COLUMNS]
-    df = df[MANIFEST_COLUMNS + extras]
-    for column in ("image_id", "source", "output", "status", "error", "transfer_syntax",
-                   "transfer_syntax_name", "decoder", "photometric", "modality", "voi", "voi_detail",
-                   "voi_function", "notes"):  # fmt: skip
-        df[column] = df[column].astype("string")
-    for column in ("orig_width", "orig_height", "width", "height", "j2k_reduce", "bits", "source_bytes",
-                   "source_mtime_ns", "worker_pid"):  # fmt: skip
-        df[column] = pd.to_numeric(df[column]).astype("Int64")
-    for column in ("scale_x", "scale_y", "rescale_slope", "rescale_intercept", "window_center",
-                   "window_width", "range_low", "range_high", "seconds", "worker_peak_rss_mb"):  # fmt: skip
-        df[column] = pd.to_numeric(df[column]).astype("float64")
-    for column in ("syntax_inferred", "inverted"):
-        df[column] = df[column].astype("boolean")
-    return df
-
-
-def _write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path, temp_name=f".{path.name}.tmp") as tmp:
-        df.to_csv(tmp, index=False)
+        current.add(task.image_id)
+    for image_id, record in sorted(records.items()):
+        output = Path(str(record.get("output") or ""))
+        if image_id in current or record.get("status") != "ok" or not output.name:
+            continue
+        if (out / output.name).is_file():
+            rows.append({**record, "status": "removed", "output": output.name,
+                         "error": f"{record.get('source')}: the source is gone since it was converted; "
+                                  "its output is kept"})  # fmt: skip
+    return manifest_frame(rows)
 
 
 def _load_findings(path: Path, images: pd.DataFrame | None) -> tuple[pd.DataFrame | None, pd.DataFrame]:

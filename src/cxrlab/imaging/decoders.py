@@ -1,41 +1,51 @@
 """Decode the stored pixel values of one DICOM frame with the fastest decoder installed for its syntax.
 
-pydicom's default plugins are correct but slow for large radiographs (PERF.md): CharLS through imagecodecs
-is ~4x faster than pylibjpeg for JPEG-LS, libjpeg-turbo ~5x for JPEG lossless, pylibjpeg-rle ~6x for RLE,
-and OpenJPEG can skip wavelet resolution levels of a JPEG 2000 when a small output is wanted. Each fast
-path returns exactly what ``ds.pixel_array`` returns (same dtype, same unused-bit and sign corrections), and
-anything a fast path does not handle (colour, multi-sample, 1- or 32-bit data, a decoder error) falls back to
-pydicom. Files whose meta lacks the Transfer Syntax UID (a real VinDr-CXR quirk) get it inferred from the
-encoding of the dataset and, for encapsulated data, from the codestream's own markers.
+pydicom's default plugins are correct but slow for large radiographs (measured on 2500 px chest images):
+CharLS through imagecodecs is ~4x faster than pylibjpeg for JPEG-LS, libjpeg-turbo ~5x for JPEG lossless,
+pylibjpeg-rle ~6x for RLE, and OpenJPEG can skip wavelet resolution levels of a JPEG 2000 when a small
+output is wanted. :data:`FAST_DECODERS` says which package serves which syntax. Each fast path returns
+exactly what ``ds.pixel_array`` returns (same dtype, same unused-bit and sign corrections), and anything a
+fast path does not handle (colour, multi-sample, 1- or 32-bit data, a decoder error) falls back to pydicom;
+a fast decoder that is not installed is a :class:`MissingDecoderWarning` and a note in the manifest, never
+a silent fallback. Files whose meta lacks the Transfer Syntax UID (a real VinDr-CXR quirk) get it inferred
+from the encoding of the dataset and, for encapsulated data, from the codestream's own markers.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
 import math
+import os
 import struct
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 from pydicom import uid as _uid
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
-from pydicom.errors import InvalidDicomError
 
-from cxrlab.errors import CxrlabError
+from cxrlab.imaging.reading import DecodeError, read_dicom
 
 __all__ = [
+    "FAST_DECODERS",
     "DecodeError",
     "Decoded",
+    "FastDecoder",
+    "MissingDecoderWarning",
     "decode_pixels",
     "infer_transfer_syntax",
     "j2k_reduce_level",
+    "missing_fast_decoders",
     "read_dataset",
     "syntax_name",
+    "transfer_syntax",
 ]
 
 NATIVE_LE = {str(_uid.ExplicitVRLittleEndian), str(_uid.ImplicitVRLittleEndian)}
@@ -53,8 +63,63 @@ HTJ2K = {str(_uid.HTJ2KLossless), str(_uid.HTJ2KLosslessRPCL), str(_uid.HTJ2K)}
 RLE = str(_uid.RLELossless)
 
 
-class DecodeError(CxrlabError):
-    """A file that cannot be read or decoded; the message names the file."""
+@dataclass(frozen=True)
+class FastDecoder:
+    """The package that decodes a family of transfer syntaxes fastest (measured: see the module docstring)."""
+
+    family: str
+    syntaxes: frozenset[str]
+    module: str
+    """Import name; its absence means the slower pydicom plugin is used, with a warning and a note."""
+    package: str
+    """What to ``pip install``."""
+
+
+FAST_DECODERS = (
+    FastDecoder("uncompressed", frozenset(NATIVE_LE | {BIG_ENDIAN}), "numpy", "numpy"),
+    FastDecoder("deflate", frozenset({DEFLATED}), "imagecodecs", "imagecodecs (libdeflate)"),
+    FastDecoder("JPEG", frozenset(JPEG_FAMILY), "imagecodecs", "imagecodecs (libjpeg-turbo)"),
+    FastDecoder("JPEG-LS", frozenset(JPEG_LS), "imagecodecs", "imagecodecs (CharLS)"),
+    FastDecoder("JPEG 2000", frozenset(JPEG_2000), "imagecodecs", "imagecodecs (OpenJPEG)"),
+    FastDecoder("JPEG 2000 reduced", frozenset(JPEG_2000), "PIL", "Pillow (OpenJPEG, reduced)"),
+    FastDecoder("HTJ2K", frozenset(HTJ2K), "imagecodecs", "imagecodecs (OpenJPH)"),
+    FastDecoder("RLE", frozenset({RLE}), "rle", "pylibjpeg-rle"),
+)
+"""Which package serves which transfer syntax: the one table; :func:`missing_fast_decoders` checks it."""
+
+
+class MissingDecoderWarning(UserWarning):
+    """A fast decoder is not installed: pydicom's plugin decodes instead, correctly but slower."""
+
+
+@functools.cache
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def missing_fast_decoders(syntax: str) -> list[FastDecoder]:
+    """The fast decoders of ``syntax`` that are not installed (warned once per package)."""
+    missing = [d for d in FAST_DECODERS if syntax in d.syntaxes and not _importable(d.module)]
+    for decoder in missing:
+        _warn_once(decoder.package, decoder.family)
+    return missing
+
+
+@functools.cache
+def _warn_once(package: str, family: str) -> None:
+    warnings.warn(
+        f"{package} is not installed: {family} files are decoded by pydicom's plugin, correctly but slower",
+        MissingDecoderWarning,
+        stacklevel=3,
+    )
+
+
+class HeaderMismatch(ValueError):
+    """The codestream's own size differs from the header's Rows x Columns."""
 
 
 @dataclass
@@ -71,6 +136,7 @@ class Decoded:
     decoder: str
     reduce: int = 0
     frames: int = 1
+    notes: list[str] = field(default_factory=list)
 
 
 def syntax_name(uid: str) -> str:
@@ -82,23 +148,17 @@ def syntax_name(uid: str) -> str:
 
 
 def read_dataset(path: str | Path) -> Dataset:
-    """Read a DICOM file (header and pixel bytes), inferring a missing Transfer Syntax UID in memory only.
+    """Read a DICOM file (header and pixel bytes) strictly (:func:`cxrlab.imaging.reading.read_dicom`).
 
     Raises :class:`DecodeError` naming the file for anything unreadable, including a missing Pixel Data.
-    The file is opened read-only; nothing is ever written back.
+    A missing Transfer Syntax UID is left missing: :func:`decode_pixels` infers it. The file is opened
+    read-only; nothing is ever written back.
     """
     path = Path(path)
-    try:
-        with warnings.catch_warnings():  # pydicom warns on every quirk; problems are reported per file
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, force=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, struct.error) as exc:
-        raise DecodeError(f"{path}: not a readable DICOM file ({exc})") from None
-    except Exception as exc:  # pydicom raises many types on a truncated or garbled file
-        raise DecodeError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+    ds = read_dicom(path, pixels=True)
     if "PixelData" not in ds:
         if "Rows" not in ds and "SOPClassUID" not in ds:
-            raise DecodeError(f"{path}: not a DICOM file (no DICOM elements found)")
+            raise DecodeError(f"{path}: not a DICOM file (no image attributes found)")
         raise DecodeError(f"{path}: the file has no Pixel Data (7FE0,0010); there is no image to convert")
     for keyword in ("Rows", "Columns", "BitsAllocated"):
         if keyword not in ds:
@@ -107,10 +167,15 @@ def read_dataset(path: str | Path) -> Dataset:
     ds.setdefault("SamplesPerPixel", 1)
     ds.setdefault("PixelRepresentation", 0)
     ds.setdefault("BitsStored", ds.BitsAllocated)
-    if not ds.file_meta.get("TransferSyntaxUID"):
-        ds.file_meta.TransferSyntaxUID = _uid.UID(infer_transfer_syntax(ds, path))
-        ds.file_meta.cxrlab_inferred = True  # type: ignore[attr-defined]
     return ds
+
+
+def transfer_syntax(ds: Dataset, path: str | Path = "") -> tuple[str, bool]:
+    """(the file's transfer syntax UID, whether it was inferred because the file meta lacks it)."""
+    declared = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if declared:
+        return str(declared), False
+    return infer_transfer_syntax(ds, path), True
 
 
 def infer_transfer_syntax(ds: Dataset, path: str | Path = "") -> str:
@@ -226,6 +291,12 @@ def _shift_correct(arr: np.ndarray, bits: int) -> np.ndarray:
     shift = 8 * arr.dtype.itemsize - bits
     if shift <= 0:
         return arr
+    if arr.dtype.kind == "u":
+        if int(arr.max()) >> bits == 0:  # the usual case: nothing to clear, no copy (a read-only pass)
+            return arr
+        if not arr.flags.writeable:
+            arr = arr.copy()
+        return np.bitwise_and(arr, (1 << bits) - 1, out=arr)
     if not arr.flags.writeable:
         arr = arr.copy()
     np.left_shift(arr, shift, out=arr)
@@ -275,31 +346,36 @@ def _fast_decode(
     if syntax in JPEG_2000 or syntax in HTJ2K:
         precision, j2k_signed, levels = _j2k_header(frame)
         reduce = j2k_reduce_level(cols, rows, *target, levels) if target is not None else 0
-        out: np.ndarray | None = None
+        j2k: np.ndarray | None = None
         if syntax in HTJ2K:
-            out = (
+            j2k = (
                 imagecodecs.htj2k_decode(frame, skipres=reduce) if reduce else imagecodecs.htj2k_decode(frame)
             )
             name = "imagecodecs.htj2k (OpenJPH)"
         else:
             if reduce and not j2k_signed:  # Pillow reads signed codestreams as unsigned
-                out = _pillow_j2k(frame, reduce, precision)
+                j2k = _pillow_j2k(frame, reduce, precision)
                 name = f"Pillow (OpenJPEG), {reduce} resolution level(s) skipped"
-            if out is None:
+            if j2k is None:
                 reduce = 0
-                out = imagecodecs.jpeg2k_decode(frame, numthreads=1)
+                j2k = imagecodecs.jpeg2k_decode(frame, numthreads=1)
                 name = "imagecodecs.jpeg2k (OpenJPEG)"
         expected = (math.ceil(rows / 2**reduce), math.ceil(cols / 2**reduce))
-        if out.ndim != 2 or out.shape != expected:
+        if j2k.ndim != 2:
             return None
-        arr = out.view(dtype) if out.dtype.itemsize == dtype.itemsize else out.astype(dtype)
+        if j2k.shape != expected:
+            raise HeaderMismatch(f"the codestream is {j2k.shape[0]} x {j2k.shape[1]} (rows x columns)")
+        arr = j2k.view(dtype) if j2k.dtype.itemsize == dtype.itemsize else j2k.astype(dtype)
         if j2k_signed != (dtype.kind == "i"):  # pydicom's J2K sign correction
             arr = _shift_correct(np.array(arr), precision)
         return np.ascontiguousarray(arr), name, reduce
     if syntax == RLE:
         from rle.utils import decode_pixel_data
 
-        data = decode_pixel_data(frame, version=2, rows=rows, columns=cols, bits_allocated=8 * dtype.itemsize)
+        with _stderr_silenced():  # a malformed stream makes the Rust decoder panic: reported by the caller
+            data = decode_pixel_data(
+                frame, version=2, rows=rows, columns=cols, bits_allocated=8 * dtype.itemsize
+            )
         arr = np.frombuffer(data, dtype=dtype.newbyteorder("<"), count=n).reshape(rows, cols)
         if bits_stored < 8 * dtype.itemsize:
             arr = _shift_correct(arr, bits_stored)
@@ -308,8 +384,10 @@ def _fast_decode(
 
 
 def _finish(out: np.ndarray, dtype: np.dtype[Any], rows: int, cols: int) -> np.ndarray:
+    if out.ndim != 2:
+        raise ValueError(f"decoded shape {out.shape}: not one grey frame")
     if out.shape != (rows, cols):
-        raise ValueError(f"decoded shape {out.shape} differs from Rows x Columns {(rows, cols)}")
+        raise HeaderMismatch(f"the codestream is {out.shape[0]} x {out.shape[1]} (rows x columns)")
     if out.dtype == dtype:
         return out
     if out.dtype.itemsize == dtype.itemsize:
@@ -337,26 +415,109 @@ def decode_pixels(ds: Dataset, *, target: tuple[int, int] | None = None, path: s
 
     ``target`` (width, height) lets a JPEG 2000 be decoded at the smallest resolution level still at least
     that large; the result then says how many levels were skipped in ``reduce``. Other syntaxes ignore it.
+    A decoder that crashes (a Rust codec panics with a ``BaseException``) is this file's
+    :class:`DecodeError`; so is a decoded frame whose shape differs from the header's Rows x Columns.
     """
-    syntax = str(ds.file_meta.TransferSyntaxUID)
-    inferred = bool(getattr(ds.file_meta, "cxrlab_inferred", False))
+    syntax, inferred = transfer_syntax(ds, path)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
+    length_note = _check_native_length(ds, syntax, frames, path)
+    notes = [length_note] if length_note else []
     simple = int(ds.SamplesPerPixel) == 1 and int(ds.BitsAllocated) in (8, 16)
     fast = None
     if simple:
         try:
             fast = _fast_decode(ds, syntax, target)
+        except HeaderMismatch as exc:  # the codestream states its size: pydicom would reshape it wrongly
+            raise DecodeError(
+                f"{path or 'dataset'}: {exc} but the header says Rows {ds.Rows} x Columns {ds.Columns}: "
+                "the header disagrees with the pixel data"
+            ) from None
         except Exception:  # a codec refusing an unusual stream: pydicom's plugins may still read it
             fast = None
+        except BaseException as exc:  # a Rust codec's panic: the stream contradicts the header
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            raise DecodeError(
+                f"{path or 'dataset'}: the {syntax_name(syntax)} decoder crashed on this file "
+                f"({type(exc).__name__}: {exc}); is the header (Rows {ds.Rows}, Columns {ds.Columns}) right?"
+            ) from None
+    for decoder in missing_fast_decoders(syntax) if simple else []:
+        notes.append(f"{decoder.package} not installed: {decoder.family} decoded by pydicom (slower)")
     if fast is not None:
         arr, name, reduce = fast
-        return Decoded(arr, syntax, inferred, name, reduce, frames)
+        _check_shape(ds, arr, reduce, path)
+        return Decoded(arr, syntax, inferred, name, reduce, frames, notes)
+    if inferred:  # pydicom's plugins need the syntax: set the real element, in memory only
+        ds.file_meta.TransferSyntaxUID = _uid.UID(syntax)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _stderr_silenced():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array if frames == 1 else ds.pixel_array[0]
-    except Exception as exc:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
         raise DecodeError(
-            f"{path or 'dataset'}: cannot decode {syntax_name(syntax)} pixel data ({exc})"
+            f"{path or 'dataset'}: cannot decode {syntax_name(syntax)} pixel data "
+            f"({type(exc).__name__}: {exc})"
         ) from None
-    return Decoded(np.asarray(arr), syntax, inferred, "pydicom", 0, frames)
+    arr = np.asarray(arr)
+    _check_shape(ds, arr, 0, path)
+    return Decoded(arr, syntax, inferred, "pydicom", 0, frames, notes)
+
+
+def _check_native_length(ds: Dataset, syntax: str, frames: int, path: str | Path) -> str | None:
+    """Uncompressed Pixel Data must hold what Rows x Columns x samples x bits say; a little trailing padding
+    of whole rows is noted (the returned note), anything else fails: the image would be cut or sheared.
+    (A square image whose header understates Columns by k looks like k padding rows: length alone cannot
+    tell; the 2% bound keeps that to a few columns.)"""
+    if syntax not in NATIVE_LE and syntax not in (DEFLATED, BIG_ENDIAN):
+        return None
+    allocated = int(ds.BitsAllocated)
+    if allocated % 8:
+        return None  # 1-bit data is packed: pydicom checks it
+    needed = int(ds.Rows) * int(ds.Columns) * int(ds.SamplesPerPixel) * allocated // 8 * frames
+    held = len(ds.PixelData)
+    if held < needed:
+        raise DecodeError(
+            f"{path}: the Pixel Data holds {held} bytes but Rows x Columns x samples x Bits Allocated need "
+            f"{needed}: the file is truncated or its header disagrees with its pixels"
+        )
+    excess = held - needed
+    if excess <= 1:  # the pad byte of an odd length
+        return None
+    row = int(ds.Columns) * int(ds.SamplesPerPixel) * allocated // 8
+    if excess % row == 0 and excess <= 0.02 * needed:  # trailing padding (pydicom ignores it too)
+        return f"Pixel Data holds {excess} bytes more than the header needs (padding): ignored"
+    raise DecodeError(
+        f"{path}: the Pixel Data holds {held} bytes, more than the {needed} that Rows x Columns x samples "
+        "x Bits Allocated need: the header disagrees with the pixels"
+    )
+
+
+def _check_shape(ds: Dataset, arr: np.ndarray, reduce: int, path: str | Path) -> None:
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    expected = (math.ceil(rows / 2**reduce), math.ceil(cols / 2**reduce))
+    if arr.ndim < 2 or tuple(arr.shape[:2]) != expected:
+        raise DecodeError(
+            f"{path}: the decoded frame is {' x '.join(map(str, arr.shape))} but the header says "
+            f"Rows {rows} x Columns {cols}: the header disagrees with the pixel data"
+        )
+
+
+@contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: a Rust codec's panic hook prints there before raising, and
+    the failure is reported once, by the caller, naming the file."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -22,6 +22,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from pydicom.valuerep import VR
 
 from cxrlab.errors import CxrlabError, UsageError
@@ -130,9 +131,9 @@ def _lut(item: Dataset, ds: Dataset) -> tuple[np.ndarray, int, int, int]:
 def _is_little_endian(ds: Dataset) -> bool:
     meta = getattr(ds, "file_meta", None)
     if meta is not None and meta.get("TransferSyntaxUID"):
-        little = meta._tsyntax_encoding[1]
-        if little is not None:
-            return bool(little)
+        syntax = UID(str(meta.TransferSyntaxUID))
+        if syntax.is_transfer_syntax:
+            return bool(syntax.is_little_endian)
     little = ds.original_encoding[1]
     if little is None:
         raise DisplayError("cannot tell the byte order of an OW LUT: the dataset has no Transfer Syntax UID")

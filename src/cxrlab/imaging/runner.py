@@ -3,13 +3,21 @@
 The per-file work (convert one image, de-identify one DICOM) is a picklable module-level function
 ``work(task, options) -> record``, where a record is a JSON-able dict with at least ``image_id``, ``source``,
 ``output`` and ``status`` (``ok`` or ``failed``). The runner keeps at most ``2 x workers`` tasks in flight, so
-memory does not grow with the dataset; it turns a worker that died (a decoder crash, out of memory) into a
-``failed`` record for the files it held and goes on with a fresh pool; and it hands every record to
-``on_result`` as it arrives, in the parent process, so that the caller can journal it at once.
+memory does not grow with the dataset. A worker that dies (a decoder crash, out of memory) costs only the
+file that kills a worker when retried alone: it gets a ``failed`` record, the others go on in a fresh pool.
+Every record goes to ``on_result`` as it arrives, in the parent process, so that the caller can journal it
+at once. An exception raised by ``work`` itself (``OSError``: the output folder is full or read-only) stops
+the run. Workers exit when the process that started the run dies; a Dask cluster gets files in batches.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import select
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -19,9 +27,9 @@ from typing import Any
 
 import cv2
 
-from cxrlab.errors import CxrlabError
+from cxrlab.errors import CxrlabError, UsageError
 
-__all__ = ["Task", "Work", "failure_record", "run_tasks"]
+__all__ = ["Task", "Work", "check_address", "failure_record", "run_tasks"]
 
 
 @dataclass(frozen=True)
@@ -104,9 +112,10 @@ def _run_pool(work: Work, tasks: list[Task], options: Any, workers: int, on_resu
         crashed = _pool_round(work, remaining, options, workers, ctx, on_result)
         if not crashed:
             return
-        # a worker died: name the files it may have held, go on with a fresh pool
+        # a worker died holding these: retry each alone, so that only the file that kills its worker fails
         for task in crashed:
-            on_result(crash_record(task))
+            if _pool_round(work, iter([task]), options, 1, ctx, on_result):
+                on_result(crash_record(task))
 
 
 def _pool_round(
@@ -115,7 +124,10 @@ def _pool_round(
     """Run tasks in one pool until they are done or a worker dies; return the tasks lost with it."""
     crashed: list[Task] = []
     source = iter(remaining)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+    )
+    with pool:
         in_flight: dict[Future[Record], Task] = {}
 
         def submit(batch: Iterable[Task]) -> None:
@@ -140,39 +152,97 @@ def _pool_round(
     return crashed
 
 
-def _init_worker() -> None:
-    """Each worker process uses one core: OpenCV's own thread pool would oversubscribe the machine."""
+def _init_worker(parent_pid: int | None = None) -> None:
+    """Each worker process uses one core (OpenCV's own thread pool would oversubscribe the machine), and
+    exits within a second when the process that started the run dies (``kill -9`` included): a worker's
+    parent is the forkserver, so nothing else would tell it."""
     cv2.setNumThreads(1)
+    if parent_pid is not None and parent_pid != os.getpid():
+        threading.Thread(target=_exit_with, args=(parent_pid,), daemon=True, name="cxrlab-parent").start()
+
+
+def _exit_with(pid: int) -> None:
+    try:
+        fd = os.pidfd_open(pid)  # readable when the process ends; immune to pid reuse
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+        os._exit(1)
+    while True:  # pragma: no cover - kernels without pidfd
+        time.sleep(0.5)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass
+
+
+ADDRESS = re.compile(
+    r"^(?:(?P<scheme>tcp|tls)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$"
+)
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """A Dask scheduler address must read ``[tcp://|tls://]host:port`` and accept a connection within
+    ``timeout`` seconds; anything else is one clear error (not a 40 s hang and a destructor's traceback)."""
+    match = ADDRESS.match(address.strip())
+    if match is None or not 0 < int(match["port"]) < 65536:
+        raise UsageError(f"--cluster {address!r}: not a Dask scheduler address (expected tcp://host:port)")
+    host = match["host"].strip("[]")
+    try:
+        with socket.create_connection((host, int(match["port"])), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CxrlabError(f"cannot reach the Dask scheduler at {address} ({reason})") from None
 
 
 def _run_dask(work: Work, tasks: list[Task], options: Any, address: str, on_result: OnResult) -> None:
     from distributed import Client, as_completed
 
+    check_address(address)
     try:
-        client = Client(address, timeout="20s", set_as_default=False)
+        client = Client(address, timeout="10s", set_as_default=False)
     except Exception as exc:
         raise CxrlabError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
     with client:
         slots = max(1, sum(client.nthreads().values()))
         client.run(_init_worker)
-        remaining = iter(tasks)
-        owner: dict[str, Task] = {}
+        size = _batch_size(len(tasks), slots)
+        batches = iter([tasks[i : i + size] for i in range(0, len(tasks), size)])
+        owner: dict[Any, list[Task]] = {}
 
-        def submit(task: Task) -> Any:
-            future = client.submit(work, task, options, pure=False)
-            owner[future.key] = task
+        def submit(batch: list[Task]) -> Any:
+            future = client.submit(run_batch, work, batch, options, pure=False)
+            owner[future.key] = batch
             return future
 
-        stream = as_completed([submit(t) for t in islice(remaining, 2 * slots)], loop=client.loop)
+        stream = as_completed([submit(b) for b in islice(batches, 2 * slots)], loop=client.loop)
         for future in stream:
-            task = owner.pop(future.key)
+            batch = owner.pop(future.key)
             try:
-                record = future.result()
-            except Exception as exc:  # a worker lost: the task is reported, the others go on
+                records = future.result()
+            except OSError:
+                raise  # the output folder's problem: stops the run, as locally
+            except Exception as exc:  # a worker lost: its files are reported, the others go on
                 reason = f"the Dask task failed ({type(exc).__name__}: {exc})"
-                record = failure_record(task, f"{task.source}: {reason}")
+                records = [failure_record(t, f"{t.source}: {reason}") for t in batch]
             future.release()
-            on_result(record)
-            nxt = next(remaining, None)
+            for record in records:
+                on_result(record)
+            nxt = next(batches, None)
             if nxt is not None:
                 stream.add(submit(nxt))
+
+
+def _batch_size(n: int, slots: int) -> int:
+    """Files per Dask task: few round trips (each costs milliseconds), yet about 4 batches per slot so
+    that the slots stay balanced to the end."""
+    return max(1, min(32, n // (4 * slots)))
+
+
+def run_batch(work: Work, batch: list[Task], options: Any) -> list[Record]:
+    """Run ``work`` over a batch in one Dask task (a module-level function: Dask pickles it by name)."""
+    return [work(task, options) for task in batch]

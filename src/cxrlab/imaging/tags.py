@@ -10,9 +10,9 @@ from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
-from cxrlab.imaging.decoders import DecodeError, infer_transfer_syntax, syntax_name
+from cxrlab.imaging.decoders import infer_transfer_syntax, syntax_name
+from cxrlab.imaging.reading import DecodeError, read_dicom
 
 __all__ = ["PhiFinding", "inspect_dicom", "phi_check", "phi_in_dataset"]
 
@@ -97,14 +97,16 @@ def phi_check(folder: str | Path) -> tuple[list[PhiFinding], list[str], int]:
     checked = 0
     for path in _dicom_files(Path(folder)):
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-            if len(ds) == 0:
-                raise InvalidDicomError("no DICOM elements")
-        except Exception as exc:
+            ds = read_dicom(path, pixels=False)
+            found = phi_in_dataset(ds, str(path))
+        except DecodeError as exc:  # cannot be vouched for: the check fails, and goes on with the others
+            unreadable.append(str(exc))
+            continue
+        except Exception as exc:  # pragma: no cover - read_dicom converted every element already
             unreadable.append(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})")
             continue
         checked += 1
-        findings.extend(phi_in_dataset(ds, str(path)))
+        findings.extend(found)
     return findings, unreadable, checked
 
 
@@ -139,12 +141,7 @@ def _lut_summary(seq: Any) -> list[str] | None:
 def inspect_dicom(path: str | Path) -> dict[str, Any]:
     """The tags that decide how the image decodes and displays, plus sex/age and a PHI count."""
     path = Path(path)
-    try:
-        ds = pydicom.dcmread(path, force=True, stop_before_pixels=False)
-    except Exception as exc:
-        raise DecodeError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
-    if len(ds) == 0:
-        raise DecodeError(f"{path}: not a DICOM file (no DICOM elements found)")
+    ds = read_dicom(path, pixels=True)
     syntax = ds.file_meta.get("TransferSyntaxUID")
     inferred = False
     if not syntax and "PixelData" in ds:

@@ -1,10 +1,10 @@
 """Resize images and move their boxes with them.
 
-Boxes: ``x_min, y_min, x_max, y_max`` in pixels, origin at the top-left corner of the top-left pixel
-(DESIGN.md); a pixel ``i`` covers ``[i, i + 1)``. Under that convention a resize by ``(sx, sy)`` maps a
-coordinate ``x`` to ``x * sx`` exactly, which is also how OpenCV's INTER_AREA and INTER_LINEAR place pixel
-centres, so a box drawn on a lesion stays on it. ``keep_aspect`` fits the longer side to the size and never
-pads: there is no offset, and ``scale_x == scale_y``.
+Boxes: ``x_min, y_min, x_max, y_max`` in pixels, origin at the top-left corner of the top-left pixel (the
+findings table's convention); a pixel ``i`` covers ``[i, i + 1)``. Under that convention a resize by
+``(sx, sy)`` maps a coordinate ``x`` to ``x * sx`` exactly, which is also how OpenCV's INTER_AREA and
+INTER_LINEAR place pixel centres, so a box drawn on a lesion stays on it. ``keep_aspect`` fits the longer
+side to the size and never pads: there is no offset, and ``scale_x == scale_y``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Views of the two tables in the formats detection tools and the VinDr-CXR releases use.
 
 Boxes in the tables are ``x_min, y_min, x_max, y_max`` in pixels of the original image, origin top-left. With
-``converted`` (a folder of converted images and its manifest: ``image_id, width, height, scale_x, scale_y,
-output``) boxes become ``x * scale_x``, ``y * scale_y`` clipped to the new size, and the file names and sizes
-are the converted ones.
+``converted`` (a folder of converted images and its manifest, :mod:`cxrlab.imaging.manifest`: ``image_id,
+width, height, scale_x, scale_y, output``) boxes become ``x * scale_x``, ``y * scale_y`` clipped to the new
+size, and the file names and sizes are the converted ones.
 
 The export is built in a temporary folder beside ``out`` and put in place only when whole (see
 :func:`cxrlab.atomic.output_folder`): an earlier cxrlab output in ``out`` is replaced whole (no label file
@@ -48,6 +48,7 @@ import pandas as pd
 
 from cxrlab.atomic import output_folder, write_text_atomic
 from cxrlab.errors import CxrlabError, ParameterError, UsageError
+from cxrlab.imaging import manifest as imaging_manifest
 from cxrlab.imaging.transform import scale_findings
 from cxrlab.labels.consensus import CONSENSUS
 from cxrlab.tables import BOX_COLUMNS, select_readers
@@ -55,7 +56,6 @@ from cxrlab.taxonomy import NO_FINDING, VINDR_CHALLENGE, VINDR_GLOBAL, VINDR_LOC
 
 FORMATS = ("coco", "yolo", "voc", "vindr-csv", "challenge-csv")
 MANIFEST_COLUMNS = ["image_id", "width", "height", "scale_x", "scale_y", "output"]
-MANIFEST_NAMES = ("manifest.parquet", "manifest.csv")
 CHALLENGE_CLASSES = VINDR_CHALLENGE.findings
 
 
@@ -75,29 +75,10 @@ def _write_csv(path: Path, df: pd.DataFrame) -> Path:
 
 
 def read_manifest(converted: str | Path) -> pd.DataFrame:
-    """The converted folder's manifest: per image the new size, the scale, the output file (relative to the
-    folder). Rows of a ``cxrlab convert`` manifest whose status is not ``ok`` are left out; a manifest that
-    pads images (``pad_x``/``pad_y`` not 0, which ``cxrlab convert`` never writes) is refused."""
+    """The converted folder's manifest (:func:`cxrlab.imaging.manifest.read_manifest`, rows with an output):
+    per image the new size, the scale, the output file (relative to the folder)."""
     converted = Path(converted)
-    for name in MANIFEST_NAMES:
-        path = converted / name
-        if path.is_file():
-            df = (
-                pd.read_parquet(path)
-                if path.suffix == ".parquet"
-                else pd.read_csv(path, dtype={"image_id": str})
-            )
-            break
-    else:
-        raise CxrlabError(f"{converted}: no conversion manifest ({' or '.join(MANIFEST_NAMES)})")
-    padded = [c for c in ("pad_x", "pad_y") if c in df.columns and (df[c].fillna(0) != 0).any()]
-    if padded:
-        raise CxrlabError(f"{path}: padded images ({', '.join(padded)} not 0) are not supported")
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise CxrlabError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
-    if "status" in df.columns:  # cxrlab convert's manifest: failed conversions have no output to point at
-        df = df[df["status"].astype(str) == "ok"]
+    df = imaging_manifest.read_manifest(converted, ok_only=True)
     df = (
         df[MANIFEST_COLUMNS].astype({"image_id": str, "output": str}).drop_duplicates("image_id", keep="last")
     )

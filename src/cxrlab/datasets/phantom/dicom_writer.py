@@ -1,7 +1,7 @@
 """Write one de-identified chest radiograph DICOM in any transfer syntax the installed libraries encode.
 
-The phantom VinDr-CXR generator and the imaging tests both need files with the variety of the real release
-(FORMATS.md): MONOCHROME1/2, 10-16 bits stored, rescale, one or several windows, a VOI LUT sequence,
+The phantom VinDr-CXR generator and the imaging tests both need files with the variety of the real release:
+MONOCHROME1/2, 10-16 bits stored, rescale, one or several windows, a VOI LUT sequence,
 uncompressed and compressed syntaxes, the missing-transfer-syntax quirk. ``write_dicom`` takes the *stored*
 values (what a decoder must give back) and a :class:`DicomSpec` saying how to encode them.
 
