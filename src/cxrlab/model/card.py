@@ -14,9 +14,12 @@ if TYPE_CHECKING:
     from cxrlab.model.config import TrainConfig
     from cxrlab.model.train import TrainData
 
-__all__ = ["CARD_FILE", "write_model_card"]
+__all__ = ["CARD_FILE", "add_test_metrics", "write_model_card"]
 
 CARD_FILE = "model_card.md"
+TEST_BEGIN = "<!-- test metrics -->"
+TEST_END = "<!-- end of test metrics -->"
+TEST_PLACEHOLDER = "- Test metrics: run `cxrlab evaluate` (AUROC with 95% CIs, mAP@0.4, T(IoBB))."
 INTENDED_USE = (
     "Research on chest X-ray datasets: benchmarking, label-noise and reader studies, smoke tests of a "
     "pipeline. **Not for clinical use**: not a medical device, not validated on any patient population, "
@@ -87,7 +90,9 @@ def write_model_card(
         f"{_fmt(best.get('val_auroc'))}, validation loss {_fmt(best.get('val_loss'))}",
         f"- Last epoch {last.get('epoch', 'n/a')}: training loss {_fmt(last.get('train_loss'))}, "
         f"{_fmt(last.get('images_per_s'))} images/s",
-        *(test_lines or ["- Test metrics: run `cxrlab evaluate` (AUROC with 95% CIs, mAP@0.4, T(IoBB))."]),
+        TEST_BEGIN,
+        *(test_lines or [TEST_PLACEHOLDER]),
+        TEST_END,
         "",
         "## Intended use",
         INTENDED_USE,
@@ -97,3 +102,16 @@ def write_model_card(
         "",
     ]
     return write_text_atomic(Path(run) / CARD_FILE, "\n".join(lines))
+
+
+def add_test_metrics(run: str | Path, lines: list[str]) -> Path | None:
+    """Put ``lines`` between the card's test-metrics markers (the card of an older run is left alone)."""
+    path = Path(run) / CARD_FILE
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(TEST_BEGIN), text.find(TEST_END)
+    if start < 0 or end < start:
+        return None
+    new = text[: start + len(TEST_BEGIN)] + "\n" + "\n".join(lines) + "\n" + text[end:]
+    return write_text_atomic(path, new)

@@ -71,7 +71,7 @@ def run_epoch(
     rt: Runtime,
     *,
     progress: bool = False,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: Callable[[int, int, torch.nn.Module], None] | None = None,
 ) -> dict[str, float]:
     """Train one epoch; returns its row of the metrics log (losses averaged over the epoch's images)."""
     torch.manual_seed(epoch_seed(config.seed, epoch))
@@ -104,7 +104,7 @@ def run_epoch(
                 rate = seen * rt.world / max(time.perf_counter() - started, 1e-9)
                 bar.update(task, advance=1, loss=totals["loss"] / seen, ips=rate)
             if on_step is not None:
-                on_step(epoch, step)
+                on_step(epoch, step, getattr(model, "module", model))
     seconds = time.perf_counter() - started
     images = seen * rt.world
     return {

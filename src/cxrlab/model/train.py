@@ -41,12 +41,14 @@ from cxrlab.model.history import plot_history, write_history
 from cxrlab.model.network import CxrNet, NetworkSpec
 from cxrlab.model.scale import Runtime, start_runtime, stop_runtime
 from cxrlab.tables import load_tables
+from cxrlab.taxonomy import NO_FINDING
 
 __all__ = ["SPLIT_FILE", "TrainData", "TrainResult", "prepare_data", "train"]
 
 SPLIT_FILE = "split.parquet"
-StepHook = Callable[[int, int], None]
-"""Called after every optimizer step with (epoch, step in epoch): tests use it to interrupt a run."""
+StepHook = Callable[[int, int, torch.nn.Module], None]
+"""Called after every optimizer step with (epoch, step in epoch, the network): tests use it to interrupt a
+run or to look at the weights of each rank."""
 
 
 @dataclass
@@ -110,7 +112,8 @@ def prepare_data(config: TrainConfig, split: pd.DataFrame | None = None) -> Trai
     images = tables.images.set_index(tables.images["image_id"].astype(str)).loc[ids].reset_index(drop=True)
     targets = image_targets(images, tables.findings, label_set, labels, box_labels, config.targets)
     notes += targets.notes
-    if not (targets.y > 0).any():
+    findings_only = [j for j, label in enumerate(labels) if label != NO_FINDING]
+    if not (targets.y[:, findings_only] > 0).any():
         raise CxrlabError(
             f"{config.tables}: no finding of the {label_set.name} label set on the training "
             f"images (choose --labels to match the tables)"
