@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from model_helpers import ModelData, tiny_config
+from model_helpers import ModelData, run_cli, tiny_config
 
 CLI = [sys.executable, "-m", "cxrlab.cli.main"]
 ENV = {**os.environ, "CXRLAB_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
@@ -109,7 +109,7 @@ KILL_SCRIPT = textwrap.dedent(
 
 
 def test_killed_mid_epoch_then_resumed_reaches_the_same_weights(
-    model_data: ModelData, tmp_path: Path
+    model_data: ModelData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from cxrlab.model.checkpoint import load_checkpoint
     from cxrlab.model.train import train
@@ -126,13 +126,7 @@ def test_killed_mid_epoch_then_resumed_reaches_the_same_weights(
     )
     assert proc.returncode == -9, proc.stderr
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 0  # epoch 2 was cut short
-    resumed = subprocess.run(
-        [*CLI, "train", "--resume", str(tmp_path / "killed")],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = run_cli(capsys, "train", "--resume", tmp_path / "killed")
     assert resumed.returncode == 0, resumed.stderr
     a, b = _weights(reference.run / "last.pt"), _weights(tmp_path / "killed" / "last.pt")
     assert a.keys() == b.keys()
@@ -142,18 +136,14 @@ def test_killed_mid_epoch_then_resumed_reaches_the_same_weights(
     assert log["epoch"].tolist() == [1, 2]
 
 
-def test_predict_and_evaluate_from_the_cli(model_data: ModelData, tmp_path: Path) -> None:
+def test_predict_and_evaluate_from_the_cli(
+    model_data: ModelData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from cxrlab.model.train import train
 
     run = train(tiny_config(model_data, tmp_path / "run", epochs=1)).run
     pred = tmp_path / "pred"
-    done = subprocess.run(
-        [*CLI, "predict", str(run), str(model_data.raw / "test"), "--out", str(pred), "--submission"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_cli(capsys, "predict", run, model_data.raw / "test", "--out", pred, "--submission")
     assert done.returncode == 0, done.stderr
     findings = pd.read_parquet(pred / "findings.parquet")
     assert set(findings["source"]) == {"classifier", "cam", "detector"}
@@ -164,42 +154,30 @@ def test_predict_and_evaluate_from_the_cli(model_data: ModelData, tmp_path: Path
     # boxes come back in the DICOM's pixels (about 128 px), not the network's 64
     assert (boxed["x_max"].to_numpy(float) <= width + 1e-6).all()
     assert boxed["x_max"].max() > 64
-    check = subprocess.run(
-        [
-            *CLI,
-            "submission",
-            "check",
-            str(pred / "submission.csv"),
-            "--truth",
-            str(model_data.tables),
-            "--split",
-            "test",
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    check = run_cli(
+        capsys,
+        "submission",
+        "check",
+        pred / "submission.csv",
+        "--truth",
+        model_data.tables,
+        "--split",
+        "test",
     )
     assert check.returncode == 0, check.stdout + check.stderr
 
-    evaluated = subprocess.run(
-        [
-            *CLI,
-            "evaluate",
-            str(run),
-            str(model_data.tables),
-            "--images",
-            str(model_data.converted),
-            "--out",
-            str(tmp_path / "eval"),
-            "--n-boot",
-            "50",
-            "--json",
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    evaluated = run_cli(
+        capsys,
+        "evaluate",
+        run,
+        model_data.tables,
+        "--images",
+        model_data.converted,
+        "--out",
+        tmp_path / "eval",
+        "--n-boot",
+        "50",
+        "--json",
     )
     assert evaluated.returncode == 0, evaluated.stderr
     scores = json.loads(evaluated.stdout)
@@ -245,4 +223,39 @@ def test_targets_majority_and_soft_follow_the_readers() -> None:
     boxes_a, classes_a = major.boxes["a"]
     assert len(boxes_a) == 3 and sorted(classes_a.tolist()) == sorted(
         [boxes.index("Cardiomegaly")] * 2 + [boxes.index("Nodule/Mass")]
+    )
+
+
+def test_cam_is_grad_cam_of_each_pooled_level() -> None:
+    """With average pooling and a linear classifier, each level's CAM equals its Grad-CAM times h * w; and
+    the mean of the summed map plus the bias is the logit."""
+    from cxrlab.model.cam import activation_maps
+    from cxrlab.model.data import model_labels
+    from cxrlab.model.network import CxrNet, NetworkSpec
+
+    _, labels, boxes = model_labels("vindr")
+    torch.manual_seed(1)
+    model = CxrNet(NetworkSpec("resnet18", labels, boxes, 96)).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 1, 96, 96))
+    k = labels.index("Cardiomegaly")
+    # Grad-CAM taken at the maps the classifier reads (C5 also feeds P3 through the pyramid)
+    leaves = tuple(f.clone().requires_grad_(True) for f in out["cam_features"])
+    pooled = torch.cat([torch.flatten(model.pool(f), 1) for f in leaves], dim=1)
+    logit = model.classifier(pooled)[0, k]
+    assert logit.item() == pytest.approx(out["logits"][0, k].item(), abs=1e-5)
+    grads = torch.autograd.grad(logit, leaves)
+    weight = model.classifier.weight.detach()
+    start = 0
+    for fmap, grad in zip(leaves, grads, strict=True):
+        channels, area = fmap.shape[1], fmap.shape[2] * fmap.shape[3]
+        alpha = grad.mean(dim=(2, 3))  # Grad-CAM's channel weights
+        grad_cam = torch.einsum("bchw,bc->bhw", fmap.detach(), alpha) * area
+        cam = torch.einsum("bchw,c->bhw", fmap.detach(), weight[k, start : start + channels])
+        assert torch.allclose(cam, grad_cam, rtol=1e-4, atol=1e-5)
+        start += channels
+    with torch.no_grad():
+        maps = activation_maps(out["cam_features"], weight, [k], 96)
+    assert maps.mean().item() + model.classifier.bias[k].item() == pytest.approx(
+        out["logits"][0, k].item(), abs=1e-4
     )

@@ -1,10 +1,10 @@
 """Class activation maps (ChestX-ray8's weakly supervised boxes) from the classifier on the pooled features.
 
-With global average pooling followed by one linear layer, the CAM of label ``k`` is
-``sum_c w[k, c] * F[c]`` over the last feature map ``F``; Grad-CAM reduces to the same map there (the gradient
-of the logit with respect to ``F`` is ``w[k] / (h * w)`` everywhere), so one matrix product gives both. The
-map, upsampled to the input and scaled to [0, 1] by its own range, is thresholded; the box is the bounding
-rectangle of the connected region that holds the map's peak.
+With global average pooling followed by one linear layer, the CAM of label ``k`` is ``sum_c w[k, c] * F[c]``
+over the pooled feature maps ``F`` (here C5 and P3, each upsampled to the input); Grad-CAM taken at those
+maps reduces to the same map (the gradient of the logit with respect to ``F`` is ``w[k] / (h * w)``
+everywhere), so one matrix product gives both. The map, scaled to [0, 1] by its own range, is thresholded;
+the box is the bounding rectangle of the connected region that holds the map's peak.
 """
 
 from __future__ import annotations
@@ -17,10 +17,19 @@ from torch import Tensor
 __all__ = ["activation_maps", "cam_boxes"]
 
 
-def activation_maps(features: Tensor, weight: Tensor, labels: list[int], size: int) -> Tensor:
-    """(B, C, h, w) features, (L, C) classifier weights -> (B, len(labels), size, size) maps."""
-    maps = torch.einsum("bchw,lc->blhw", features.float(), weight[labels].float())
-    return torch.nn.functional.interpolate(maps, size=(size, size), mode="bilinear", align_corners=False)
+def activation_maps(features: tuple[Tensor, ...], weight: Tensor, labels: list[int], size: int) -> Tensor:
+    """Feature maps (B, C_i, h_i, w_i) whose pooled values, concatenated, the (L, sum C_i) classifier weights
+    multiply -> (B, len(labels), size, size) maps, the sum of each map's share."""
+    total: Tensor | None = None
+    start = 0
+    for fmap in features:
+        part = weight[labels, start : start + fmap.shape[1]].float()
+        start += fmap.shape[1]
+        maps = torch.einsum("bchw,lc->blhw", fmap.float(), part)
+        maps = torch.nn.functional.interpolate(maps, size=(size, size), mode="bilinear", align_corners=False)
+        total = maps if total is None else total + maps
+    assert total is not None and start == weight.shape[1], "feature channels must match the classifier"
+    return total
 
 
 def _peak_box(cam: np.ndarray, threshold: float) -> tuple[float, float, float, float]:
@@ -36,7 +45,7 @@ def _peak_box(cam: np.ndarray, threshold: float) -> tuple[float, float, float, f
 
 
 def cam_boxes(
-    features: Tensor, weight: Tensor, labels: list[int], size: int, threshold: float = 0.5
+    features: tuple[Tensor, ...], weight: Tensor, labels: list[int], size: int, threshold: float = 0.5
 ) -> np.ndarray:
     """(B, len(labels), 4) boxes in input pixels, one per image and label."""
     maps = activation_maps(features, weight, labels, size).cpu().numpy()

@@ -7,8 +7,9 @@ channels (the same as feeding the grey image replicated three times).
 
 Three feature levels (strides 8, 16, 32) feed a feature pyramid (torchvision's ``FeaturePyramidNetwork``
 with P6/P7) and torchvision's ``FCOS`` head, anchor generator, matching, losses (focal, GIoU, centerness)
-and post-processing. The deepest level, pooled, feeds a linear classifier; its weights times that feature
-map are the class activation maps (ChestX-ray8's CAM) that give boxes to labels without box supervision.
+and post-processing. The deepest level (stride 32) and the finest pyramid level P3 (stride 8), each pooled,
+feed one linear classifier; its weights times those feature maps are the class activation maps (ChestX-ray8's
+CAM) that give boxes to labels without box supervision, P3 making them fine enough for small findings.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class CxrNet(nn.Module):
             detections_per_img=50,
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(channels[-1], len(spec.labels))
+        self.classifier = nn.Linear(channels[-1] + spec.fpn_channels, len(spec.labels))
         self.register_buffer("mean", torch.tensor(GREY_MEAN).view(1, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(GREY_STD).view(1, 1, 1, 1), persistent=False)
 
@@ -187,16 +188,18 @@ class CxrNet(nn.Module):
         return bool(self.spec.box_labels)
 
     def forward(self, images: Tensor) -> dict[str, Any]:
-        """``images``: (B, 1, H, W) in [0, 1]. Returns logits (B, L), ``cam_features`` (B, C, h, w) and,
-        with box labels, the FCOS ``head`` outputs with the ``levels`` they were computed on."""
+        """``images``: (B, 1, H, W) in [0, 1]. Returns ``logits`` (B, L), ``cam_features`` (C5 and P3, the
+        classifier's inputs before pooling) and, with box labels, the FCOS ``head`` outputs with the pyramid
+        ``levels`` they were computed on."""
         x = (images - self.mean) / self.std
         levels = self.detector.backbone.body(x)
         c5 = levels["c5"]
         if self.spec.arch.startswith("densenet"):
             c5 = torch.relu(c5)  # densenet's norm5 output is rectified before its classifier
-        out: dict[str, Any] = {"logits": self.classifier(torch.flatten(self.pool(c5), 1)), "cam_features": c5}
+        pyramid = list(self.detector.backbone.fpn(levels).values())
+        pooled = torch.cat([torch.flatten(self.pool(c5), 1), torch.flatten(self.pool(pyramid[0]), 1)], dim=1)
+        out: dict[str, Any] = {"logits": self.classifier(pooled), "cam_features": (c5, pyramid[0])}
         if self.detects:
-            pyramid = list(self.detector.backbone.fpn(levels).values())
             out["head"] = self.detector.head(pyramid)
             out["levels"] = pyramid
         return out

@@ -163,6 +163,12 @@ def _schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def label_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy summed over the labels, averaged over the images: each label weighs as much as
+    in a one-label model (a mean over 28 labels would leave the classifier a 28th of the detector's say)."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum") / len(y)
+
+
 def _losses(
     model: CxrNet, wrapped: torch.nn.Module, batch: dict[str, Any], rt: Runtime, det_weight: float
 ) -> tuple[torch.Tensor, float, float]:
@@ -172,7 +178,7 @@ def _losses(
     y = batch["y"].to(rt.device, non_blocking=True)
     with torch.autocast(rt.device.type, enabled=rt.amp):
         out = wrapped(images)
-        cls = torch.nn.functional.binary_cross_entropy_with_logits(out["logits"].float(), y)
+        cls = label_loss(out["logits"].float(), y)
         det = torch.zeros((), device=rt.device)
         if model.detects:
             targets = [{k: v.to(rt.device) for k, v in t.items()} for t in batch["targets"]]
@@ -191,7 +197,7 @@ def validate(model: CxrNet, data: CxrDataset, rt: Runtime, batch_size: int) -> t
         with torch.autocast(rt.device.type, enabled=rt.amp):
             logits = model(images)["logits"].float()
         y = batch["y"].to(rt.device)
-        losses.append(float(torch.nn.functional.binary_cross_entropy_with_logits(logits, y)) * len(y))
+        losses.append(float(label_loss(logits, y)) * len(y))
         scores.append(torch.sigmoid(logits).cpu().numpy())
         truth.append((batch["y"].numpy() >= 0.5).astype(float))
     model.train()
