@@ -80,3 +80,18 @@ def test_augmentation_is_a_function_of_seed_epoch_and_index(model_data: ModelDat
     assert not torch.equal(first["image"], b[3]["image"])
     plain = CxrDataset(targets, files, 48)
     assert not torch.equal(first["image"], plain[3]["image"])
+
+
+def test_settings_file_then_flags(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cxrlab.errors import UsageError
+    from cxrlab.model.config import resolve_config
+
+    path = tmp_path / "settings.toml"
+    path.write_text('tables = "t"\nimages = "i"\nout = "runs/r1"\nepochs = 7\narch = "resnet34"\n')
+    cfg = resolve_config(path, epochs=3, arch=None)
+    assert (cfg.epochs, cfg.arch, cfg.name) == (3, "resnet34", "r1")
+    path.write_text('tables = "t"\nepoch = 7\n')
+    with pytest.raises(UsageError, match="unknown setting"):
+        resolve_config(path)
+    with pytest.raises(UsageError, match="--image-size"):
+        resolve_config(tables="t", images="i", out="o", image_size=8)
