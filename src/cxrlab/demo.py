@@ -248,6 +248,45 @@ def step_reports(ctx: DemoContext) -> None:
     ctx.paths["report_labels"] = out
 
 
+def step_model(ctx: DemoContext) -> None:
+    """Train the unified model briefly on the VinDr phantom, predict its test split, score it."""
+    from cxrlab.cli.score import print_score
+    from cxrlab.model.config import resolve_config
+    from cxrlab.model.evaluate import evaluate
+    from cxrlab.model.train import train
+
+    tables, converted = ctx.paths["vindr_tables"], ctx.paths["vindr_converted"]
+    run = ctx.work / "model-run"
+    if (run / "config.json").exists():  # a previous demo's run: start afresh, the demo is not a resume
+        import shutil
+
+        shutil.rmtree(run)
+    config = resolve_config(
+        tables=str(tables),
+        images=str(converted),
+        out=str(run),
+        image_size=96,
+        epochs=3,
+        batch_size=8,
+        seed=ctx.seed,
+        threads=2,
+    )
+    result = train(config, progress=True)
+    last = result.history[-1]
+    ctx.console.print(
+        f"cxrlab train {tables} --images {converted} --labels vindr --out {run} --image-size 96 --epochs 3: "
+        f"{len(result.history)} epochs, training loss {result.history[0]['train_loss']:.3f} -> "
+        f"{last['train_loss']:.3f}, {last['images_per_s']:.1f} img/s (ResNet-18 + FCOS, from scratch: "
+        "a phantom this small only shows the pipeline, not what the model can learn)"
+    )
+    out = ctx.work / "model-eval"
+    ctx.console.print(f"cxrlab evaluate {run} {tables} --images {converted} --out {out}")
+    evaluation = evaluate(run, tables, converted, out, n_boot=200, seed=ctx.seed, progress=True)
+    for score in evaluation.scores.values():
+        print_score(score, ctx.console)
+    ctx.console.print(f"model card: {run / 'model_card.md'}; predictions: {out / 'findings.parquet'}")
+
+
 def step_look(ctx: DemoContext) -> None:
     """The HTML report of each phantom (cxrlab report): VinDr with its converted images and the simulated
     model, NIH with its extracted PNGs."""
@@ -294,6 +333,10 @@ STEPS: list[tuple[str, Step]] = [
     ("Hospital DICOMs made shareable (cxrlab deid), checked by cxrlab dicom phi-check", step_deid),
     ("Metrics: mAP@0.4 and AUROC with CIs of a simulated model (cxrlab score)", step_metrics),
     ("Report labeler: findings, negation and uncertainty from free text", step_reports),
+    (
+        "Model: train on the VinDr phantom, predict its test split, score it (cxrlab train / evaluate)",
+        step_model,
+    ),
     ("Look: the HTML report of each phantom (cxrlab report)", step_look),
 ]
 

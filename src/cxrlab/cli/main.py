@@ -15,6 +15,7 @@ from cxrlab.cli import dicom as _dicom_cli
 from cxrlab.cli import export as _export_cli
 from cxrlab.cli import labels as _labels_cli
 from cxrlab.cli import look as _look_cli
+from cxrlab.cli import model as _model_cli
 from cxrlab.cli import nih as _nih_cli
 from cxrlab.cli import phantom as _phantom_cli
 from cxrlab.cli import reports as _reports_cli
@@ -47,6 +48,10 @@ app.command("export", rich_help_panel=_LABELS)(_export_cli.export_cmd)
 app.command("score", rich_help_panel=_EVAL)(_score_cli.score)
 app.add_typer(_score_cli.submission_app, name="submission", rich_help_panel=_EVAL)
 app.add_typer(_reports_cli.app, name="reports", rich_help_panel=_REPORTS)
+_MODEL = "6. Model"
+app.command("train", rich_help_panel=_MODEL)(_model_cli.train_cmd)
+app.command("predict", rich_help_panel=_MODEL)(_model_cli.predict_cmd)
+app.command("evaluate", rich_help_panel=_MODEL)(_model_cli.evaluate_cmd)
 app.command("show", rich_help_panel="9. Look")(_look_cli.show_cmd)
 app.command("report", rich_help_panel="9. Look")(_look_cli.report_cmd)
 

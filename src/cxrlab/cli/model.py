@@ -1,0 +1,189 @@
+"""``cxrlab train``, ``cxrlab predict`` and ``cxrlab evaluate``: the unified classification + localization
+model on the tables and converted images (several processes: ``torchrun --nproc_per_node N -m
+cxrlab.cli.main train ...``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cxrlab.cli.common import console, err_console, print_json
+
+__all__ = ["evaluate_cmd", "predict_cmd", "train_cmd"]
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _print_history(history: list[dict[str, float]], best_epoch: int) -> None:
+    table = Table(title="training", title_justify="left")
+    for column in ("epoch", "train loss", "cls", "det", "val loss", "val AUROC", "img/s"):
+        table.add_column(column, justify="right")
+    for k, row in enumerate(history):
+        mark = " *" if k == best_epoch else ""
+        cells = [row["train_loss"], row["cls_loss"], row["det_loss"], row["val_loss"], row["val_auroc"]]
+        table.add_row(
+            f"{int(row['epoch'])}{mark}", *(f"{v:.4f}" for v in cells), f"{row['images_per_s']:.1f}"
+        )
+    console.print(table)
+
+
+def train_cmd(
+    tables: Annotated[
+        Path | None, typer.Argument(help="Tables folder (images.parquet, findings.parquet).")
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option("--images", help="Converted images (cxrlab convert).")
+    ] = None,
+    labels: Annotated[str | None, typer.Option(help="Label set: vindr, nih or challenge.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder to create.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (TOML or JSON).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue this run after a crash.")] = None,
+    arch: Annotated[
+        str | None, typer.Option(help="resnet18|34|50, densenet121, efficientnet_b0, convnext_tiny.")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Network input, pixels a side.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (with --resume: may extend the run).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step and process.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW, cosine).")] = None,
+    targets: Annotated[str | None, typer.Option(help="majority or soft (share of readers).")] = None,
+    boxes: Annotated[
+        bool | None,
+        typer.Option(
+            "--boxes/--no-boxes", help="Train the detection head on the boxes (--no-boxes: CAM boxes only)."
+        ),
+    ] = None,
+    balanced: Annotated[
+        bool | None, typer.Option("--balanced/--no-balanced", help="Class-balanced sampling.")
+    ] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Validation share (by patient).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of split, order, augmentation, init.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data loader processes (0: in process).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch CPU threads per process (0: default).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Pretrained backbone state dict (your file).")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (the reader of its predictions).")] = None,
+) -> None:
+    """Train the classifier + detector; checkpoints, metrics.csv, loss/metric plots, model card in the run."""
+    from cxrlab.errors import UsageError
+    from cxrlab.model.config import resolve_config
+    from cxrlab.model.train import check_resume, train
+
+    if resume is not None:
+        cfg = check_resume(resume, labels)
+        cfg.out = str(resume)
+        if epochs is not None:
+            cfg.epochs = epochs
+        if threads is not None:
+            cfg.threads = threads
+    else:
+        if tables is None and config is None:
+            raise UsageError("give TABLES (or a --config file naming them), or --resume RUN")
+        cfg = resolve_config(
+            config,
+            tables=str(tables) if tables else None,
+            images=str(images) if images else None,
+            out=str(out) if out else None,
+            labels=labels,
+            arch=arch,
+            image_size=image_size,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            targets=targets,
+            boxes=boxes,
+            balanced=balanced,
+            val_fraction=val_fraction,
+            seed=seed,
+            workers=workers,
+            threads=threads,
+            weights=str(weights) if weights else None,
+            name=name,
+        )
+    result = train(cfg, resume=resume is not None, progress=True)
+    if _rank() != 0:
+        return
+    for note in result.notes:
+        err_console.print(f"note: {escape(note)}", highlight=False)
+    _print_history(result.history, result.best_epoch)
+    console.print(
+        f"best epoch {result.best_epoch + 1} ({cfg.best_metric} {result.best_value:.4f}); "
+        f"run -> {result.run} (best.pt, last.pt, metrics.csv, loss.png, metrics.png, "
+        "model_card.md)"
+    )
+
+
+def predict_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder (cxrlab train --out).")],
+    images: Annotated[Path, typer.Argument(help="Converted folder, or a folder of DICOMs / PNGs.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for findings.parquet (and submission.csv).")],
+    submission: Annotated[bool, typer.Option("--submission", help="Also the challenge CSV.")] = False,
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    cam_threshold: Annotated[float, typer.Option(help="CAM box threshold (share of the map's range).")] = 0.5,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
+) -> None:
+    """Predict every image: a findings table (reader = run name) with probabilities, boxes, CAM boxes."""
+    from cxrlab.errors import UsageError
+    from cxrlab.metrics.submission import make_submission, write_submission
+    from cxrlab.model.predict import FINDINGS_OUT, SUBMISSION_OUT, predict, submission_rows
+
+    if checkpoint not in ("best", "last"):
+        raise UsageError(f"--checkpoint must be best or last, not {checkpoint}")
+    result = predict(
+        run,
+        images,
+        out,
+        checkpoint=checkpoint,
+        cam_threshold=cam_threshold,
+        batch_size=batch_size,
+        progress=True,
+    )
+    counts = result.findings["source"].value_counts().to_dict()
+    console.print(
+        f"{len(result.images)} images: "
+        + ", ".join(f"{v} {k} rows" for k, v in counts.items())
+        + f" -> {out / FINDINGS_OUT}"
+    )
+    if submission:
+        rows = submission_rows(result.findings, result.box_labels)
+        sub, info = make_submission(rows, image_ids=result.images["image_id"].tolist(), images=result.images)
+        path = write_submission(sub, out / SUBMISSION_OUT)
+        console.print(f"submission: {info['images']} images, {info['predictions']} predictions -> {path}")
+
+
+def evaluate_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder (cxrlab train --out).")],
+    tables: Annotated[Path, typer.Argument(help="Tables folder with the truth.")],
+    images: Annotated[Path, typer.Option("--images", help="Converted images of the tables.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for predictions and scores.json.")],
+    split: Annotated[str, typer.Option(help="Split to evaluate ('all' for every image).")] = "test",
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the AUROC CIs.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Predict a split and score it: AUROC with CIs, mAP@0.4 (challenge), T(IoBB) of the CAM boxes."""
+    from cxrlab.cli.score import print_score
+    from cxrlab.model.evaluate import evaluate
+
+    result = evaluate(
+        run,
+        tables,
+        images,
+        out,
+        split=None if split == "all" else split,
+        checkpoint=checkpoint,
+        n_boot=n_boot,
+        progress=True,
+    )
+    if as_json:
+        print_json({k: s.to_json() for k, s in result.scores.items()} | {"notes": result.notes})
+        return
+    for s in result.scores.values():
+        print_score(s)
+    for note in result.notes:
+        err_console.print(f"note: {escape(note)}", highlight=False)

@@ -1,0 +1,102 @@
+"""Training settings: defaults, then a config file (TOML or JSON), then command-line flags; the resolved
+settings are written into the run folder (``config.json``) and are what ``--resume`` continues with."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from cxrlab.errors import UsageError
+
+__all__ = ["CONFIG_FILE", "TrainConfig", "resolve_config"]
+
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class TrainConfig:
+    tables: str
+    images: str
+    out: str
+    labels: str = "vindr"
+    arch: str = "resnet18"
+    image_size: int = 256
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 0.5
+    targets: str = "majority"
+    boxes: bool = True
+    det_weight: float = 1.0
+    balanced: bool = False
+    augment: bool = True
+    val_fraction: float = 0.15
+    seed: int = 0
+    workers: int = 0
+    threads: int = 0
+    """Torch CPU threads per process (0: torch's default)."""
+    weights: str | None = None
+    fpn_channels: int = 64
+    head_convs: int = 2
+    best_metric: str = "val_auroc"
+    name: str = ""
+    """The run's name (the reader of its predictions); default the run folder's name."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (32 <= self.image_size <= 4096, f"--image-size must be 32-4096, got {self.image_size}"),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
+            (self.targets in ("majority", "soft"), f"--targets must be majority or soft, not {self.targets}"),
+            (
+                self.best_metric in ("val_auroc", "val_loss"),
+                f"--best-metric must be val_auroc or val_loss, not {self.best_metric}",
+            ),
+            (self.workers >= 0 and self.threads >= 0, "--workers and --threads must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        if not self.name:
+            self.name = Path(self.out).name or "model"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such config file")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable config file ({exc})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: a config file holds a table of settings")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UsageError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    return data
+
+
+def resolve_config(config_file: str | Path | None = None, **flags: Any) -> TrainConfig:
+    """Defaults < config file < flags (a flag left at None does not override)."""
+    values: dict[str, Any] = _read_file(Path(config_file)) if config_file else {}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    missing = [k for k in ("tables", "images", "out") if not values.get(k)]
+    if missing:
+        raise UsageError(f"missing setting(s) {', '.join(missing)} (flags or config file)")
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:
+        raise UsageError(f"bad settings: {exc}") from None

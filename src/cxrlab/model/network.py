@@ -1,0 +1,230 @@
+"""The network: one torchvision backbone shared by a multi-label classifier and an FCOS detection head.
+
+The backbone is built with ``weights=None`` (nothing is ever downloaded); ``weights`` loads a user's state
+dict (a torchvision classification model of the same architecture, e.g. ImageNet or CheXNet weights). Chest
+X-rays are grey: the first convolution takes one channel, its pretrained 3-channel kernel summed over the
+channels (the same as feeding the grey image replicated three times).
+
+Three feature levels (strides 8, 16, 32) feed a feature pyramid (torchvision's ``FeaturePyramidNetwork``
+with P6/P7) and torchvision's ``FCOS`` head, anchor generator, matching, losses (focal, GIoU, centerness)
+and post-processing. The deepest level (stride 32) and the finest pyramid level P3 (stride 8), each pooled,
+feed one linear classifier; its weights times those feature maps are the class activation maps (ChestX-ray8's
+CAM) that give boxes to labels without box supervision, P3 making them fine enough for small findings.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torchvision.models.detection import FCOS
+from torchvision.models.detection.fcos import FCOSHead
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.feature_extraction import create_feature_extractor
+from torchvision.ops import FeaturePyramidNetwork
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+from cxrlab.errors import CxrlabError, UsageError
+
+__all__ = ["ARCHITECTURES", "GREY_MEAN", "GREY_STD", "CxrNet", "NetworkSpec", "build_network"]
+
+# The three returned nodes (strides 8, 16, 32) of each architecture's torchvision graph.
+ARCHITECTURES: dict[str, tuple[str, str, str]] = {
+    "resnet18": ("layer2", "layer3", "layer4"),
+    "resnet34": ("layer2", "layer3", "layer4"),
+    "resnet50": ("layer2", "layer3", "layer4"),
+    "densenet121": ("features.denseblock2", "features.denseblock3", "features.norm5"),
+    "efficientnet_b0": ("features.3", "features.5", "features.8"),
+    "convnext_tiny": ("features.3", "features.5", "features.7"),
+}
+GREY_MEAN = 0.449
+"""ImageNet's channel means averaged: the grey input is normalised as the replicated image would be."""
+GREY_STD = 0.226
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Everything that fixes the network's shape; stored in every checkpoint and compared on reload."""
+
+    arch: str
+    labels: tuple[str, ...]
+    """Classifier outputs (multi-label), in order."""
+    box_labels: tuple[str, ...]
+    """Detection classes (empty: no detection head is trained; CAM gives every box)."""
+    image_size: int
+    fpn_channels: int = 64
+    head_convs: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "labels": list(self.labels),
+            "box_labels": list(self.box_labels),
+            "image_size": self.image_size,
+            "fpn_channels": self.fpn_channels,
+            "head_convs": self.head_convs,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetworkSpec:
+        return cls(
+            arch=str(d["arch"]),
+            labels=tuple(d["labels"]),
+            box_labels=tuple(d["box_labels"]),
+            image_size=int(d["image_size"]),
+            fpn_channels=int(d.get("fpn_channels", 64)),
+            head_convs=int(d.get("head_convs", 2)),
+        )
+
+
+def _grey_first_conv(model: nn.Module) -> None:
+    """Replace the first 3-channel convolution by a 1-channel one whose kernel is the sum over channels."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d) and module.in_channels == 3:
+            grey = nn.Conv2d(
+                1,
+                module.out_channels,
+                module.kernel_size,
+                module.stride,
+                module.padding,
+                module.dilation,
+                1,
+                module.bias is not None,
+            )
+            with torch.no_grad():
+                grey.weight.copy_(module.weight.sum(dim=1, keepdim=True))
+                if module.bias is not None and grey.bias is not None:
+                    grey.bias.copy_(module.bias)
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, grey)
+            return
+    raise CxrlabError("the backbone has no 3-channel first convolution to make grey")  # pragma: no cover
+
+
+def load_user_weights(model: nn.Module, path: str | Path) -> int:
+    """Load a user's state dict into a torchvision classification model; returns the tensors loaded.
+
+    Classifier tensors whose shape differs (ImageNet's 1000 classes) are skipped; nothing matching at all
+    means the file is for another architecture, an error naming the file.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CxrlabError(f"{path}: no such weights file") from None
+    except Exception as exc:
+        raise CxrlabError(f"{path}: not a readable torch state dict ({type(exc).__name__})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CxrlabError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
+    own = model.state_dict()
+    usable = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, Tensor)}
+    usable = {k: v for k, v in usable.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise CxrlabError(f"{path}: no tensor matches the backbone (weights of another architecture?)")
+    model.load_state_dict(usable, strict=False)
+    return len(usable)
+
+
+class _PyramidBackbone(nn.Module):
+    """Backbone levels C3-C5 -> P3-P7 (the ``backbone`` FCOS expects, with ``out_channels``)."""
+
+    def __init__(self, body: nn.Module, in_channels: list[int], out_channels: int) -> None:
+        super().__init__()
+        self.body = body
+        self.fpn = FeaturePyramidNetwork(in_channels, out_channels, LastLevelP6P7(out_channels, out_channels))
+        self.out_channels = out_channels
+
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:  # pragma: no cover - CxrNet calls parts
+        return self.fpn(self.body(x))
+
+
+class CxrNet(nn.Module):
+    """Backbone + classifier + FCOS; ``forward`` gives logits, the CAM feature map and the head outputs."""
+
+    def __init__(self, spec: NetworkSpec, weights: str | Path | None = None) -> None:
+        super().__init__()
+        if spec.arch not in ARCHITECTURES:
+            raise UsageError(f"unknown --arch '{spec.arch}'; choose from {', '.join(ARCHITECTURES)}")
+        if not spec.labels:
+            raise UsageError("the label set is empty: nothing to classify")
+        self.spec = spec
+        base = getattr(torchvision.models, spec.arch)(weights=None)
+        self.weights_loaded = load_user_weights(base, weights) if weights else 0
+        _grey_first_conv(base)
+        nodes = ARCHITECTURES[spec.arch]
+        body = create_feature_extractor(base, {n: f"c{k + 3}" for k, n in enumerate(nodes)})
+        with torch.no_grad():
+            body.eval()
+            channels = [int(v.shape[1]) for v in body(torch.zeros(1, 1, 64, 64)).values()]
+        pyramid = _PyramidBackbone(body, channels, spec.fpn_channels)
+        n_box = max(1, len(spec.box_labels))  # FCOS needs a class; unused when there are no box labels
+        head = FCOSHead(spec.fpn_channels, 1, n_box, num_convs=spec.head_convs)
+        self.detector = FCOS(
+            pyramid,
+            n_box,
+            min_size=spec.image_size,
+            max_size=spec.image_size,
+            image_mean=[GREY_MEAN],
+            image_std=[GREY_STD],
+            head=head,
+            score_thresh=0.05,
+            detections_per_img=50,
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels[-1] + spec.fpn_channels, len(spec.labels))
+        self.register_buffer("mean", torch.tensor(GREY_MEAN).view(1, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(GREY_STD).view(1, 1, 1, 1), persistent=False)
+
+    @property
+    def detects(self) -> bool:
+        return bool(self.spec.box_labels)
+
+    def forward(self, images: Tensor) -> dict[str, Any]:
+        """``images``: (B, 1, H, W) in [0, 1]. Returns ``logits`` (B, L), ``cam_features`` (C5 and P3, the
+        classifier's inputs before pooling) and, with box labels, the FCOS ``head`` outputs with the pyramid
+        ``levels`` they were computed on."""
+        x = (images - self.mean) / self.std
+        levels = self.detector.backbone.body(x)
+        c5 = levels["c5"]
+        if self.spec.arch.startswith("densenet"):
+            c5 = torch.relu(c5)  # densenet's norm5 output is rectified before its classifier
+        pyramid = list(self.detector.backbone.fpn(levels).values())
+        pooled = torch.cat([torch.flatten(self.pool(c5), 1), torch.flatten(self.pool(pyramid[0]), 1)], dim=1)
+        out: dict[str, Any] = {"logits": self.classifier(pooled), "cam_features": (c5, pyramid[0])}
+        if self.detects:
+            out["head"] = self.detector.head(pyramid)
+            out["levels"] = pyramid
+        return out
+
+    def _anchors(self, images: Tensor, levels: list[Tensor]) -> tuple[list[Tensor], list[int]]:
+        sizes = [(int(images.shape[-2]), int(images.shape[-1]))] * images.shape[0]
+        anchors = self.detector.anchor_generator(ImageList(images, sizes), levels)
+        return anchors, [int(f.shape[2] * f.shape[3]) for f in levels]
+
+    def detection_loss(
+        self, images: Tensor, out: dict[str, Any], targets: list[dict[str, Tensor]]
+    ) -> dict[str, Tensor]:
+        """FCOS's own losses (focal classification, GIoU regression, centerness) against ``targets``
+        (per image ``boxes`` (N, 4) in input pixels and ``labels`` (N,) indices into ``box_labels``)."""
+        anchors, per_level = self._anchors(images, out["levels"])
+        return self.detector.compute_loss(targets, out["head"], anchors, per_level)
+
+    def detections(self, images: Tensor, out: dict[str, Any]) -> list[dict[str, Tensor]]:
+        """Post-processed boxes (input pixels), scores and class indices per image (torchvision's NMS)."""
+        anchors, per_level = self._anchors(images, out["levels"])
+        split_out = {k: list(v.split(per_level, dim=1)) for k, v in out["head"].items()}
+        split_anchors = [list(a.split(per_level)) for a in anchors]
+        sizes = [(int(images.shape[-2]), int(images.shape[-1]))] * images.shape[0]
+        return self.detector.postprocess_detections(split_out, split_anchors, sizes)
+
+
+def build_network(spec: NetworkSpec, weights: str | Path | None = None) -> CxrNet:
+    return CxrNet(spec, weights)

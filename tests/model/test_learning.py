@@ -1,0 +1,64 @@
+"""The issue's learning acceptance on a phantom VinDr-CXR (800 images, 20% test), from scratch on CPU.
+
+Slow (minutes of training): ``pytest -m slow tests/model/test_learning.py -s`` prints the figures. Thresholds:
+macro AUROC >= 0.80 over the local labels with >= 20 test positives, Cardiomegaly and Nodule/Mass >= 0.95,
+mAP@0.4 >= 0.20 (challenge classes, No finding included); a second model trained without boxes must place
+CAM boxes with T(IoBB > 0.5) >= 0.5 for Cardiomegaly and Nodule/Mass.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from model_helpers import make_model_data
+
+SETTINGS = {"image_size": 160, "epochs": 8, "batch_size": 16, "threads": 1, "seed": 0}
+
+
+def _train_and_evaluate(data, out: Path, **extra: object):  # type: ignore[no-untyped-def]
+    from cxrlab.model.config import resolve_config
+    from cxrlab.model.evaluate import evaluate
+    from cxrlab.model.train import train
+
+    cfg = resolve_config(
+        tables=str(data.tables), images=str(data.converted), out=str(out), **SETTINGS, **extra
+    )
+    wall, cpu, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
+    result = train(cfg)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(
+        f"\n{out.name}: {len(result.history)} epochs in {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU "
+        f"(load average {load:.1f} -> {os.getloadavg()[0]:.1f}), "
+        f"{result.history[-1]['images_per_s']:.1f} img/s in the last epoch"
+    )
+    return evaluate(out, data.tables, data.converted, out.with_name(out.name + "-eval"), n_boot=200)
+
+
+@pytest.mark.slow
+def test_learns_the_phantom(tmp_path: Path) -> None:
+    from cxrlab.model.evaluate import local_macro
+    from cxrlab.taxonomy import VINDR
+
+    data = make_model_data(tmp_path, images=800, size=512, px=256)
+    boxed = _train_and_evaluate(data, tmp_path / "boxes")
+    auroc = boxed.scores["auroc"].table.set_index("label")
+    macro, used = local_macro(boxed.scores["auroc"], list(VINDR.local), min_positives=20)
+    map40 = boxed.scores["map40"].mean
+    print(
+        f"macro AUROC {macro:.3f} over {', '.join(used)}; "
+        f"Cardiomegaly {auroc.at['Cardiomegaly', 'auroc']:.3f}, "
+        f"Nodule/Mass {auroc.at['Nodule/Mass', 'auroc']:.3f}; mAP@0.4 {map40:.3f}"
+    )
+    weak = _train_and_evaluate(data, tmp_path / "no-boxes", boxes=False)
+    iobb = weak.scores["iobb"].table.set_index("label")["T=0.5"]
+    print(
+        f"CAM T(IoBB > 0.5) without boxes: Cardiomegaly {iobb['Cardiomegaly']:.2f}, "
+        f"Nodule/Mass {iobb['Nodule/Mass']:.2f}"
+    )
+    assert macro >= 0.80
+    assert auroc.at["Cardiomegaly", "auroc"] >= 0.95 and auroc.at["Nodule/Mass", "auroc"] >= 0.95
+    assert map40 >= 0.20
+    assert iobb["Cardiomegaly"] >= 0.5 and iobb["Nodule/Mass"] >= 0.5

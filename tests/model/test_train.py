@@ -1,0 +1,261 @@
+"""Training on a tiny phantom: it learns, writes its run folder, reloads to identical outputs, resumes after a
+kill to the same weights, and predicts in original pixels."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from model_helpers import ModelData, run_cli, tiny_config
+
+CLI = [sys.executable, "-m", "cxrlab.cli.main"]
+ENV = {**os.environ, "CXRLAB_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    from cxrlab.model.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)["model"]
+
+
+def test_tiny_training_learns_and_writes_its_run(model_data: ModelData, tmp_path: Path) -> None:
+    from cxrlab.model.checkpoint import load_model
+    from cxrlab.model.train import train
+
+    cfg = tiny_config(model_data, tmp_path / "run", epochs=4, augment=False, lr=3e-3, val_fraction=0.2)
+    result = train(cfg)
+    losses = [row["train_loss"] for row in result.history]
+    assert len(losses) == 4 and losses[-1] < 0.8 * losses[0], losses
+    run = result.run
+    for name in (
+        "config.json",
+        "last.pt",
+        "best.pt",
+        "metrics.csv",
+        "loss.png",
+        "metrics.png",
+        "model_card.md",
+        "split.parquet",
+    ):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "config.json").read_text()) == cfg.to_dict()
+    assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log = pd.read_csv(run / "metrics.csv")
+    assert log["epoch"].tolist() == [1, 2, 3, 4] and log["val_auroc"].notna().all()
+    card = (run / "model_card.md").read_text()
+    assert "Not for clinical use" in card and "resnet18" in card
+    split = pd.read_parquet(run / "split.parquet")
+    assert set(split["split"]) == {"train", "val"}
+    tables = pd.read_parquet(model_data.tables / "images.parquet")
+    test_ids = set(tables.loc[tables["split"] == "test", "image_id"])
+    assert not test_ids & set(split["image_id"]), "the test split must never be trained on"
+
+    model, state = load_model(run / "last.pt")
+    x = torch.rand(3, 1, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+        detections = model.detections(x, out)
+    assert out["logits"].shape == (3, len(model.spec.labels)) == (3, 28)
+    assert len(detections) == 3 and detections[0]["boxes"].shape[1] == 4
+    assert state["epoch"] == 3
+
+
+def test_checkpoint_reloads_to_identical_outputs(tmp_path: Path) -> None:
+    from cxrlab.model.checkpoint import load_model, save_checkpoint
+    from cxrlab.model.data import model_labels
+    from cxrlab.model.network import CxrNet, NetworkSpec
+
+    _, labels, boxes = model_labels("vindr")
+    torch.manual_seed(0)
+    model = CxrNet(NetworkSpec("resnet18", labels, boxes, 64))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.rand(4, 1, 64, 64)
+    model(x)["logits"].square().mean().backward()  # one step, so BatchNorm statistics and weights move
+    optimizer.step()
+    model.eval()
+    save_checkpoint(tmp_path / "m.pt", {"spec": model.spec.to_dict(), "model": model.state_dict()})
+    reloaded, _ = load_model(tmp_path / "m.pt")
+    with torch.no_grad():
+        a, b = model(x), reloaded(x)
+    assert torch.isfinite(a["logits"]).all() and torch.equal(a["logits"], b["logits"])
+    for key in a["head"]:
+        assert torch.isfinite(a["head"][key]).all()
+        assert torch.equal(a["head"][key], b["head"][key])
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    from cxrlab.model.config import resolve_config
+    from cxrlab.model.train import train
+
+    cfg = resolve_config(**json.loads(sys.argv[1]))
+
+    def kill(epoch, step, model):
+        if epoch == 1 and step == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    train(cfg, on_step=kill)
+    """
+)
+
+
+def test_killed_mid_epoch_then_resumed_reaches_the_same_weights(
+    model_data: ModelData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cxrlab.model.checkpoint import load_checkpoint
+    from cxrlab.model.train import train
+
+    settings = {"epochs": 2, "batch_size": 4, "val_fraction": 0.2}
+    reference = train(tiny_config(model_data, tmp_path / "straight", **settings))
+    killed = tiny_config(model_data, tmp_path / "killed", **settings)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, json.dumps(killed.to_dict())],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 0  # epoch 2 was cut short
+    resumed = run_cli(capsys, "train", "--resume", tmp_path / "killed")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = _weights(reference.run / "last.pt"), _weights(tmp_path / "killed" / "last.pt")
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+    log = pd.read_csv(tmp_path / "killed" / "metrics.csv")
+    assert log["epoch"].tolist() == [1, 2]
+
+
+def test_predict_and_evaluate_from_the_cli(
+    model_data: ModelData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cxrlab.model.train import train
+
+    run = train(tiny_config(model_data, tmp_path / "run", epochs=1, targets="soft", balanced=True)).run
+    pred = tmp_path / "pred"
+    done = run_cli(capsys, "predict", run, model_data.raw / "test", "--out", pred, "--submission")
+    assert done.returncode == 0, done.stderr
+    findings = pd.read_parquet(pred / "findings.parquet")
+    assert set(findings["source"]) == {"classifier", "cam", "detector"}
+    assert set(findings["reader"]) == {"run"}
+    images = pd.read_parquet(model_data.tables / "images.parquet").set_index("image_id")
+    boxed = findings.dropna(subset=["x_min"])
+    width = boxed["image_id"].map(images["width"]).to_numpy(float)
+    # boxes come back in the DICOM's pixels (about 128 px), not the network's 64
+    assert (boxed["x_max"].to_numpy(float) <= width + 1e-6).all()
+    assert boxed["x_max"].max() > 64
+    check = run_cli(
+        capsys,
+        "submission",
+        "check",
+        pred / "submission.csv",
+        "--truth",
+        model_data.tables,
+        "--split",
+        "test",
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    evaluated = run_cli(
+        capsys,
+        "evaluate",
+        run,
+        model_data.tables,
+        "--images",
+        model_data.converted,
+        "--out",
+        tmp_path / "eval",
+        "--n-boot",
+        "50",
+        "--json",
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads(evaluated.stdout)
+    assert {"auroc", "map40", "iobb"} <= set(scores)
+    assert 0 <= scores["map40"]["mAP"] <= 1
+    assert "Test metrics (`cxrlab evaluate`" in (run / "model_card.md").read_text()
+
+
+def test_targets_majority_and_soft_follow_the_readers() -> None:
+    from cxrlab.model.data import image_targets, model_labels
+
+    label_set, labels, boxes = model_labels("vindr")
+    images = pd.DataFrame({"image_id": ["a", "b"]})
+    nan = np.nan
+    findings = pd.DataFrame(
+        {
+            "image_id": ["a", "a", "a", "a", "b", "b", "b"],
+            "reader": ["R1", "R2", "R3", "R1", "R1", "R2", "consensus"],
+            "label": [
+                "Cardiomegaly",
+                "Cardiomegaly",
+                "No finding",
+                "Nodule/Mass",
+                "Lung Opacity",
+                "No finding",
+                "No finding",
+            ],
+            "x_min": [1, 2, nan, 5, nan, nan, nan],
+            "y_min": [1, 2, nan, 5, nan, nan, nan],
+            "x_max": [9, 8, nan, 7, nan, nan, nan],
+            "y_max": [9, 8, nan, 7, nan, nan, nan],
+        }
+    )
+    col = {label: j for j, label in enumerate(labels)}
+    soft = image_targets(images, findings, label_set, labels, boxes, "soft").y
+    major = image_targets(images, findings, label_set, labels, boxes, "majority")
+    assert soft[0, col["Cardiomegaly"]] == pytest.approx(2 / 3)
+    assert soft[0, col["Nodule/Mass"]] == pytest.approx(1 / 3)
+    assert major.y[0, col["Cardiomegaly"]] == 1 and major.y[0, col["Nodule/Mass"]] == 0
+    # image b has a consensus: majority follows it (No finding only), soft the two readers' shares
+    assert major.y[1, col["Lung Opacity"]] == 0 and major.y[1, col["No finding"]] == 1
+    assert soft[1, col["Lung Opacity"]] == pytest.approx(1 / 2)
+    boxes_a, classes_a = major.boxes["a"]
+    assert len(boxes_a) == 3 and sorted(classes_a.tolist()) == sorted(
+        [boxes.index("Cardiomegaly")] * 2 + [boxes.index("Nodule/Mass")]
+    )
+
+
+def test_cam_is_grad_cam_of_each_pooled_level() -> None:
+    """With average pooling and a linear classifier, each level's CAM equals its Grad-CAM times h * w; and
+    the mean of the summed map plus the bias is the logit."""
+    from cxrlab.model.cam import activation_maps
+    from cxrlab.model.data import model_labels
+    from cxrlab.model.network import CxrNet, NetworkSpec
+
+    _, labels, boxes = model_labels("vindr")
+    torch.manual_seed(1)
+    model = CxrNet(NetworkSpec("resnet18", labels, boxes, 96)).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 1, 96, 96))
+    k = labels.index("Cardiomegaly")
+    # Grad-CAM taken at the maps the classifier reads (C5 also feeds P3 through the pyramid)
+    leaves = tuple(f.clone().requires_grad_(True) for f in out["cam_features"])
+    pooled = torch.cat([torch.flatten(model.pool(f), 1) for f in leaves], dim=1)
+    logit = model.classifier(pooled)[0, k]
+    assert logit.item() == pytest.approx(out["logits"][0, k].item(), abs=1e-5)
+    grads = torch.autograd.grad(logit, leaves)
+    weight = model.classifier.weight.detach()
+    start = 0
+    for fmap, grad in zip(leaves, grads, strict=True):
+        channels, area = fmap.shape[1], fmap.shape[2] * fmap.shape[3]
+        alpha = grad.mean(dim=(2, 3))  # Grad-CAM's channel weights
+        grad_cam = torch.einsum("bchw,bc->bhw", fmap.detach(), alpha) * area
+        cam = torch.einsum("bchw,c->bhw", fmap.detach(), weight[k, start : start + channels])
+        assert torch.allclose(cam, grad_cam, rtol=1e-4, atol=1e-5)
+        start += channels
+    with torch.no_grad():
+        maps = activation_maps(out["cam_features"], weight, [k], 96)
+    assert maps.mean().item() + model.classifier.bias[k].item() == pytest.approx(
+        out["logits"][0, k].item(), abs=1e-4
+    )
