@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from cxrlab import __version__
+from cxrlab.cli import annotate as _annotate_cli
 from cxrlab.cli import convert as _convert_cli
 from cxrlab.cli import dicom as _dicom_cli
 from cxrlab.cli import export as _export_cli
@@ -44,6 +45,7 @@ app.command("export", rich_help_panel=_LABELS)(_export_cli.export_cmd)
 app.command("score", rich_help_panel=_EVAL)(_score_cli.score)
 app.add_typer(_score_cli.submission_app, name="submission", rich_help_panel=_EVAL)
 app.add_typer(_reports_cli.app, name="reports", rich_help_panel=_REPORTS)
+app.add_typer(_annotate_cli.app, name="annotate", rich_help_panel="7. Annotate")
 
 
 def _version(value: bool) -> None:
