@@ -41,24 +41,23 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _too_large(send, self.limit)
             return
-        seen = 0
+        seen, refused = 0, False
 
         async def counted() -> dict[str, Any]:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _BodyTooLarge
+            if seen > self.limit and not refused:
+                refused = True
+                await _too_large(send, self.limit)
+                return {"type": "http.disconnect"}  # the route stops reading; its answer is dropped
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _BodyTooLarge:
-            await _too_large(send, self.limit)
+        async def guarded_send(message: dict[str, Any]) -> None:
+            if not refused:
+                await send(message)
 
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, counted, guarded_send)
 
 
 async def _too_large(send: Any, limit: int) -> None:
