@@ -80,7 +80,7 @@ def probe(path: Path) -> tuple[str, int, int]:
     return "dicom", int(header["width"]), int(header["height"])
 
 
-class _Adder:
+class ImageAdder:
     def __init__(self, db: Session, project: Project, report: ImportReport) -> None:
         self.db, self.project, self.report = db, project, report
         self.known = dict(
@@ -126,7 +126,7 @@ class _Adder:
 def import_folder(
     db: Session, project: Project, folder: Path, split: str | None, report: ImportReport
 ) -> None:
-    adder = _Adder(db, project, report)
+    adder = ImageAdder(db, project, report)
     for path in _files(folder):
         key = path.stem if path.suffix.lower() in DICOM_SUFFIXES else path.name
         adder.add(key, path, _split_of(path, split), "folder")
@@ -143,7 +143,7 @@ def import_tables(
 ) -> None:
     tables = load_tables(folder)
     root = images_root or folder
-    adder = _Adder(db, project, report)
+    adder = ImageAdder(db, project, report)
     images: dict[str, Image] = {}
     for row in tables.images.itertuples():
         path = root / str(row.path)
