@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pandas as pd
 import pydicom
-from tests.annotate.conftest import add_users, truth_boxes
+from tests.annotate.conftest import Api, add_users, truth_boxes
 from typer.testing import CliRunner
 
-from cxrlab.annotate import Database
+from cxrlab.annotate import Database, create_app
 from cxrlab.annotate.admin import find_project
 from cxrlab.annotate.tables import export_project
 from cxrlab.cli.main import app as cli
@@ -189,15 +189,7 @@ def test_display_data_is_the_imaging_pipeline_at_full_resolution(
     sqlite_db: Database, vindr_phantom: Path
 ) -> None:
     """The rendition has the original's size; MONOCHROME1 comes out inverted; windows become presets."""
-    from tests.annotate.conftest import Api
-
-    from cxrlab.annotate import create_app
-
-    add_users(sqlite_db, {"boss": "admin"})
-    api = Api(create_app(sqlite_db)).login("boss")
-    pid = api.post("/api/projects", {"name": "p", "labels": "vindr"}).json()["id"]
-    api.post(f"/api/projects/{pid}/import", {"source": str(vindr_phantom)})
-    images = api.get(f"/api/projects/{pid}/export").json()["images"]
+    api, images = _admin_with_phantom(sqlite_db, vindr_phantom)
     checked = set()
     for row in images:
         ds = pydicom.dcmread(row["path"])
@@ -221,6 +213,15 @@ def test_display_data_is_the_imaging_pipeline_at_full_resolution(
     assert checked == {"MONOCHROME1", "MONOCHROME2"}
 
 
+def _admin_with_phantom(db: Database, phantom: Path) -> tuple[Api, list[dict]]:
+    """An admin's client on a project holding the phantom; its images as the export lists them."""
+    add_users(db, {"boss": "admin"})
+    api = Api(create_app(db)).login("boss")
+    pid = api.post("/api/projects", {"name": "p", "labels": "vindr"}).json()["id"]
+    api.post(f"/api/projects/{pid}/import", {"source": str(phantom)})
+    return api, api.get(f"/api/projects/{pid}/export").json()["images"]
+
+
 def _image_id(db: Database, key: str) -> int:
     from sqlalchemy import select
 
@@ -233,16 +234,9 @@ def _image_id(db: Database, key: str) -> int:
 def test_originals_are_never_modified(sqlite_db: Database, vindr_phantom: Path, tmp_path: Path) -> None:
     import hashlib
 
-    from tests.annotate.conftest import Api
-
-    from cxrlab.annotate import create_app
-
     digest = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(vindr_phantom.rglob("*.dicom"))}
-    add_users(sqlite_db, {"boss": "admin"})
-    api = Api(create_app(sqlite_db)).login("boss")
-    pid = api.post("/api/projects", {"name": "p", "labels": "vindr"}).json()["id"]
-    api.post(f"/api/projects/{pid}/import", {"source": str(vindr_phantom)})
-    for row in api.get(f"/api/projects/{pid}/export").json()["images"]:
+    api, images = _admin_with_phantom(sqlite_db, vindr_phantom)
+    for row in images:
         api.get(f"/api/images/{_image_id(sqlite_db, row['image_id'])}/display")
     assert digest == {
         p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(vindr_phantom.rglob("*.dicom"))

@@ -3,7 +3,6 @@ through an assignment of the caller's, a mark only the caller's own (see :mod:`c
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -271,7 +270,3 @@ def put_consensus(
         "status": task.status,
         "consensus": [marks.mark_dict(a) for a in marks.consensus_marks(db, image_id)],
     }
-
-
-def _json(data: Any) -> Response:
-    return Response(json.dumps(data, default=str), media_type="application/json")
