@@ -9,26 +9,38 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pydicom
 import pytest
 from tests.annotate.conftest import PASSWORD
+from typer.testing import CliRunner
 
 from cxrlab.annotate.servers import serve_process
+from cxrlab.cli.main import app as cli
+from cxrlab.errors import CxrlabError
 
 PHI = ("DOE^JANE", "MRN-7788123", "19450307")
 
 
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CXRLAB_NO_PROGRESS": "1"}
+def _cli(*args: str, stdin: str | None = None) -> SimpleNamespace:
+    """An annotate command in this process (imports paid once), with the exit code ``main`` would give."""
+    res = CliRunner().invoke(cli, ["annotate", *args], input=stdin)
+    code, err = res.exit_code, ""
+    if isinstance(res.exception, CxrlabError):
+        code, err = res.exception.exit_code, str(res.exception)
+    return SimpleNamespace(returncode=code, stdout=res.stdout, stderr=err)
+
+
+def _main(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real console entry point in a child process: one line on stderr and the exit code."""
     return subprocess.run(
         [sys.executable, "-m", "cxrlab.cli.main", "annotate", *args],
-        input=stdin,
         capture_output=True,
         text=True,
         check=False,
-        env=env,
+        env={**os.environ, "CXRLAB_NO_PROGRESS": "1"},
     )
 
 
@@ -112,11 +124,10 @@ def test_cli_setup_and_a_server_killed_mid_session_loses_no_saved_work(
 
 def test_cli_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     db = str(tmp_path / "x.db")
-    res = _cli("import", "nothere", str(tmp_path), "--db", db)
-    assert res.returncode == 1 and "no project 'nothere'" in res.stderr
+    res = _main("import", "nothere", str(tmp_path), "--db", db)
+    assert res.returncode == 1 and res.stderr.strip() == "error: no project 'nothere'"
     assert _cli("project", "create", "p", "--labels", "no-such-set", "--db", db).returncode == 1
-    res = _cli("import", "p", "--db", db)
-    assert res.returncode == 2, res.stderr
+    assert _cli("import", "p", "--db", db).returncode == 2
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,13 @@ router = APIRouter(prefix="/api")
 PREFETCH = 3
 
 
+class RenditionFile(FileResponse):
+    """A rendition (several MB) sent in 4 MiB chunks: 60x fewer round trips through the event loop than the
+    default 64 KiB, which is what costs under 20 concurrent readers."""
+
+    chunk_size = 4 * 1024 * 1024
+
+
 def user_dict(user: User) -> dict[str, Any]:
     return {"id": user.id, "name": user.name, "role": user.role}
 
@@ -168,7 +175,7 @@ def display(
         headers.update({"X-Width": str(meta["width"]), "X-Height": str(meta["height"])})
         return Response(data, media_type="application/octet-stream", headers=headers)
     png, _ = cache.ensure(ref)
-    return FileResponse(png, media_type="image/png", headers=headers)
+    return RenditionFile(png, media_type="image/png", headers=headers)
 
 
 @router.get("/images/{image_id}/annotations")

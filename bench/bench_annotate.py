@@ -1,0 +1,167 @@
+"""20 simulated radiologists reading at once over HTTP on loopback, against a real ``uvicorn`` process of the
+reading service, on SQLite and on PostgreSQL (Debian's, started in a temporary folder).
+
+Each reader (an asyncio httpx client with its own session) logs in, walks its queue: opens the image (image
+data + its 16-bit display rendition of a 2,500 px DICOM), draws two boxes, moves one, marks the read done,
+thinks ``THINK`` s, and goes on. Timed: fetching the next image's display data after the first view, and each
+save (create or move a box). Baseline measured beside them in the same run: one reader alone on the same
+server (and a bare INSERT + COMMIT through SQLAlchemy on the same database). Targets: p95 display < 200 ms,
+p95 save < 50 ms, zero errors. Bounded: IMAGES images, each read by READS_PER_IMAGE readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from cxrlab.annotate import Database
+from cxrlab.annotate.admin import add_member, create_project, create_user
+from cxrlab.annotate.importer import import_source
+from cxrlab.annotate.renditions import RenditionCache
+from cxrlab.annotate.servers import new_database, postgres_bin, serve_process, temporary_postgres
+from cxrlab.datasets.phantom import make_vindr
+
+READERS = 20
+IMAGES = 24
+READS_PER_IMAGE = 3
+SIZE = 2500
+THINK = 0.5
+PASSWORD = "bench password 1"
+TIME_LIMIT = 300.0
+
+
+def setup(db: Database, phantom: Path) -> None:
+    """Project, readers, import (renditions made ahead, as `annotate import` does)."""
+    with db.session() as s:
+        project = create_project(s, "bench", "vindr", readers=READS_PER_IMAGE, test_readers=READS_PER_IMAGE)
+        for i in range(READERS):
+            add_member(s, project, create_user(s, f"reader{i:02d}", "radiologist", PASSWORD))
+        s.commit()
+        report = import_source(s, project, phantom, split="train")
+    cache = RenditionCache(db.cache_dir)
+    for ref in report.new_images:
+        cache.ensure(ref)
+    cache.close()
+
+
+async def reader(
+    base: str, name: str, display_ms: list[float], save_ms: list[float], errors: list[str]
+) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        r = await client.post("/api/login", json={"name": name, "password": PASSWORD})
+        if r.status_code != 200:
+            errors.append(f"login {r.status_code}")
+            return
+        headers = {"X-CSRF-Token": r.json()["csrf_token"]}
+        pid = (await client.get("/api/projects")).json()[0]["id"]
+        tasks = (await client.get(f"/api/projects/{pid}/queue")).json()["tasks"]
+        for k, task in enumerate(tasks):
+            t0 = time.perf_counter()
+            info = await client.get(f"/api/images/{task['image_id']}")
+            png = await client.get(f"/api/images/{task['image_id']}/display")
+            if k > 0:
+                display_ms.append((time.perf_counter() - t0) * 1000)
+            if info.status_code != 200 or png.status_code != 200 or len(png.content) < 1000:
+                errors.append(f"display {info.status_code} {png.status_code}")
+                continue
+            ids = []
+            for box in ([100, 120, 600, 700], [900, 400, 1400, 1100]):
+                t0 = time.perf_counter()
+                r = await client.post(
+                    f"/api/images/{task['image_id']}/annotations",
+                    headers=headers,
+                    json={"label": "Nodule/Mass", "box": box},
+                )
+                save_ms.append((time.perf_counter() - t0) * 1000)
+                errors.extend([f"save {r.status_code}"] if r.status_code != 201 else [])
+                ids.append(r.json().get("id"))
+            t0 = time.perf_counter()
+            r = await client.patch(
+                f"/api/annotations/{ids[0]}",
+                headers=headers,
+                json={"version": 1, "box": [110, 130, 610, 710]},
+            )
+            save_ms.append((time.perf_counter() - t0) * 1000)
+            errors.extend([f"move {r.status_code}"] if r.status_code != 200 else [])
+            r = await client.post(f"/api/images/{task['image_id']}/complete", headers=headers)
+            errors.extend([f"complete {r.status_code}"] if r.status_code != 200 else [])
+            await asyncio.sleep(THINK * (0.5 + np.random.default_rng(hash(name) % 2**32 + k).random()))
+
+
+async def load(base: str, readers: int) -> tuple[list[float], list[float], list[str]]:
+    display_ms: list[float] = []
+    save_ms: list[float] = []
+    errors: list[str] = []
+    jobs = [reader(base, f"reader{i:02d}", display_ms, save_ms, errors) for i in range(readers)]
+    await asyncio.wait_for(asyncio.gather(*jobs), timeout=TIME_LIMIT)
+    return display_ms, save_ms, errors
+
+
+def baseline_insert(db: Database) -> float:
+    """Median ms of one bare INSERT + COMMIT through SQLAlchemy on the same database."""
+    from sqlalchemy import text
+
+    insert = []
+    with db.engine.connect() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_baseline (id INTEGER PRIMARY KEY, v FLOAT)"))
+        conn.commit()
+        for i in range(50):
+            t0 = time.perf_counter()
+            conn.execute(text("INSERT INTO bench_baseline (id, v) VALUES (:i, 1.0)"), {"i": i})
+            conn.commit()
+            insert.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(insert)
+
+
+def p95(values: list[float]) -> float:
+    return float(np.percentile(values, 95)) if values else float("nan")
+
+
+def run(kind: str, url: str, phantom: Path, work: Path) -> None:
+    db = Database(url, cache_dir=work / f"cache-{kind}")
+    setup(db, phantom)
+    insert_ms = baseline_insert(db)
+    with serve_process(url, db.cache_dir) as (base, _):
+        solo_display, solo_save, solo_errors = asyncio.run(load(base, 1))  # the baseline: one reader alone
+        t0 = time.perf_counter()
+        display_ms, save_ms, errors = asyncio.run(load(base, READERS))
+        wall = time.perf_counter() - t0
+    db.dispose()
+    errors += solo_errors
+    pd, ps, sd, ss = p95(display_ms), p95(save_ms), p95(solo_display), p95(solo_save)
+    print(
+        f"{kind}: {READERS} readers, {len(display_ms)} views, {len(save_ms)} saves in {wall:.0f} s, "
+        f"{len(errors)} errors {sorted(set(errors))[:3]}"
+    )
+    print(
+        f"  p95 next-image display data (2,500 px, 16-bit): {pd:.0f} ms (target < 200) = {pd / sd:.1f}x one "
+        f"reader alone ({sd:.0f} ms) -> {'ok' if pd < 200 else 'MISSED'}"
+    )
+    print(
+        f"  p95 save: {ps:.0f} ms (target < 50) = {ps / ss:.1f}x one reader alone ({ss:.0f} ms; a bare "
+        f"INSERT + COMMIT {insert_ms:.2f} ms) -> {'ok' if ps < 50 else 'MISSED'}"
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="cxrlab-bench-annotate-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        phantom = make_vindr(work / "vindr", images=IMAGES, seed=0, size=SIZE, test_fraction=0.0).root
+        print(f"phantom: {IMAGES} DICOMs of {SIZE} px in {time.perf_counter() - t0:.0f} s")
+        run("sqlite", str(work / "bench.db"), phantom, work)
+        if postgres_bin() is None:
+            print("postgresql: not installed (Debian package postgresql): skipped")
+            return
+        with temporary_postgres() as server:
+            run("postgresql", new_database(server), phantom, work)
+
+
+if __name__ == "__main__":
+    main()
