@@ -2,8 +2,9 @@
 reading service, on SQLite and on PostgreSQL (Debian's, started in a temporary folder).
 
 Each reader (an asyncio httpx client with its own session) logs in, walks its queue: opens the image (image
-data + its 16-bit display rendition of a 2,500 px DICOM), draws two boxes, moves one, marks the read done,
-thinks ``THINK`` s, and goes on. Timed: fetching the next image's display data after the first view, and each
+data + the 16-bit display rendition of a 2,500 px DICOM at screen level, 1,250 px), zooms to the full
+resolution on every ``ZOOM_EVERY``-th image, draws two boxes, moves one, marks the read done, thinks ``THINK``
+s, and goes on. Timed: the next image's display data after the first view, the full resolution, and each
 save (create or move a box). Baseline measured beside them in the same run: one reader alone on the same
 server (and a bare INSERT + COMMIT through SQLAlchemy on the same database). Targets: p95 display < 200 ms,
 p95 save < 50 ms, zero errors. Bounded: IMAGES images, each read by READS_PER_IMAGE readers.
@@ -32,6 +33,7 @@ IMAGES = 24
 READS_PER_IMAGE = 3
 SIZE = 2500
 THINK = 0.5
+ZOOM_EVERY = 2
 PASSWORD = "bench password 1"
 TIME_LIMIT = 300.0
 
@@ -50,10 +52,8 @@ def setup(db: Database, phantom: Path) -> None:
     cache.close()
 
 
-async def reader(
-    base: str, name: str, display_ms: list[float], save_ms: list[float], errors: list[str]
-) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+async def reader(base: str, name: str, times: dict[str, list[float]], errors: list[str]) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         r = await client.post("/api/login", json={"name": name, "password": PASSWORD})
         if r.status_code != 200:
             errors.append(f"login {r.status_code}")
@@ -64,43 +64,51 @@ async def reader(
         for k, task in enumerate(tasks):
             t0 = time.perf_counter()
             info = await client.get(f"/api/images/{task['image_id']}")
-            png = await client.get(f"/api/images/{task['image_id']}/display")
+            screen = info.json()["display"]["levels"][-1] if info.status_code == 200 else {"png": "/missing"}
+            png = await client.get(screen["png"])
             if k > 0:
-                display_ms.append((time.perf_counter() - t0) * 1000)
-            if info.status_code != 200 or png.status_code != 200 or len(png.content) < 1000:
+                times["display"].append((time.perf_counter() - t0) * 1000)
+            if png.status_code != 200 or len(png.content) < 1000:
                 errors.append(f"display {info.status_code} {png.status_code}")
                 continue
-            ids = []
-            for box in ([100, 120, 600, 700], [900, 400, 1400, 1100]):
+            if k % ZOOM_EVERY == ZOOM_EVERY - 1:  # the reader zooms in: the full resolution
                 t0 = time.perf_counter()
-                r = await client.post(
-                    f"/api/images/{task['image_id']}/annotations",
-                    headers=headers,
-                    json={"label": "Nodule/Mass", "box": box},
-                )
-                save_ms.append((time.perf_counter() - t0) * 1000)
-                errors.extend([f"save {r.status_code}"] if r.status_code != 201 else [])
-                ids.append(r.json().get("id"))
-            t0 = time.perf_counter()
-            r = await client.patch(
-                f"/api/annotations/{ids[0]}",
-                headers=headers,
-                json={"version": 1, "box": [110, 130, 610, 710]},
-            )
-            save_ms.append((time.perf_counter() - t0) * 1000)
-            errors.extend([f"move {r.status_code}"] if r.status_code != 200 else [])
-            r = await client.post(f"/api/images/{task['image_id']}/complete", headers=headers)
-            errors.extend([f"complete {r.status_code}"] if r.status_code != 200 else [])
-            await asyncio.sleep(THINK * (0.5 + np.random.default_rng(hash(name) % 2**32 + k).random()))
+                full = await client.get(f"/api/images/{task['image_id']}/display?level=0")
+                times["full"].append((time.perf_counter() - t0) * 1000)
+                errors.extend([f"full {full.status_code}"] if full.status_code != 200 else [])
+            await save_marks(client, task["image_id"], headers, times["save"], errors)
+            await asyncio.sleep(THINK * (0.5 + np.random.default_rng(abs(hash(name)) % 2**32 + k).random()))
 
 
-async def load(base: str, readers: int) -> tuple[list[float], list[float], list[str]]:
-    display_ms: list[float] = []
-    save_ms: list[float] = []
+async def save_marks(
+    client: httpx.AsyncClient, image_id: int, headers: dict[str, str], save_ms: list[float], errors: list[str]
+) -> None:
+    """Two boxes drawn, one moved, the read marked done."""
+    ids = []
+    for box in ([100, 120, 600, 700], [900, 400, 1400, 1100]):
+        t0 = time.perf_counter()
+        r = await client.post(
+            f"/api/images/{image_id}/annotations", headers=headers, json={"label": "Nodule/Mass", "box": box}
+        )
+        save_ms.append((time.perf_counter() - t0) * 1000)
+        errors.extend([f"save {r.status_code}"] if r.status_code != 201 else [])
+        ids.append(r.json().get("id"))
+    t0 = time.perf_counter()
+    r = await client.patch(
+        f"/api/annotations/{ids[0]}", headers=headers, json={"version": 1, "box": [110, 130, 610, 710]}
+    )
+    save_ms.append((time.perf_counter() - t0) * 1000)
+    errors.extend([f"move {r.status_code}"] if r.status_code != 200 else [])
+    r = await client.post(f"/api/images/{image_id}/complete", headers=headers)
+    errors.extend([f"complete {r.status_code}"] if r.status_code != 200 else [])
+
+
+async def load(base: str, readers: int) -> tuple[dict[str, list[float]], list[str]]:
+    times: dict[str, list[float]] = {"display": [], "full": [], "save": []}
     errors: list[str] = []
-    jobs = [reader(base, f"reader{i:02d}", display_ms, save_ms, errors) for i in range(readers)]
+    jobs = [reader(base, f"reader{i:02d}", times, errors) for i in range(readers)]
     await asyncio.wait_for(asyncio.gather(*jobs), timeout=TIME_LIMIT)
-    return display_ms, save_ms, errors
+    return times, errors
 
 
 def baseline_insert(db: Database) -> float:
@@ -128,25 +136,28 @@ def run(kind: str, url: str, phantom: Path, work: Path) -> None:
     setup(db, phantom)
     insert_ms = baseline_insert(db)
     with serve_process(url, db.cache_dir) as (base, _):
-        solo_display, solo_save, solo_errors = asyncio.run(load(base, 1))  # the baseline: one reader alone
+        solo, solo_errors = asyncio.run(load(base, 1))  # the baseline: one reader alone
         t0 = time.perf_counter()
-        display_ms, save_ms, errors = asyncio.run(load(base, READERS))
+        times, errors = asyncio.run(load(base, READERS))
         wall = time.perf_counter() - t0
     db.dispose()
     errors += solo_errors
-    pd, ps, sd, ss = p95(display_ms), p95(save_ms), p95(solo_display), p95(solo_save)
     print(
-        f"{kind}: {READERS} readers, {len(display_ms)} views, {len(save_ms)} saves in {wall:.0f} s, "
+        f"{kind}: {READERS} readers, {len(times['display'])} views {len(times['save'])} saves, {wall:.0f} s, "
         f"{len(errors)} errors {sorted(set(errors))[:3]}"
     )
-    print(
-        f"  p95 next-image display data (2,500 px, 16-bit): {pd:.0f} ms (target < 200) = {pd / sd:.1f}x one "
-        f"reader alone ({sd:.0f} ms) -> {'ok' if pd < 200 else 'MISSED'}"
+    rows = (
+        ("next-image display data (screen level, 16-bit)", "display", 200.0),
+        ("full resolution on zoom (2,500 px, 16-bit)", "full", None),
+        ("save", "save", 50.0),
     )
-    print(
-        f"  p95 save: {ps:.0f} ms (target < 50) = {ps / ss:.1f}x one reader alone ({ss:.0f} ms; a bare "
-        f"INSERT + COMMIT {insert_ms:.2f} ms) -> {'ok' if ps < 50 else 'MISSED'}"
-    )
+    for what, key, target in rows:
+        got, alone = p95(times[key]), p95(solo[key])
+        verdict = (
+            "" if target is None else f" (target < {target:.0f}) -> {'ok' if got < target else 'MISSED'}"
+        )
+        print(f"  p95 {what}: {got:.0f} ms = {got / alone:.1f}x one reader alone ({alone:.0f} ms){verdict}")
+    print(f"  (a bare INSERT + COMMIT on this database: {insert_ms:.2f} ms)")
 
 
 def main() -> None:

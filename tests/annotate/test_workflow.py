@@ -201,6 +201,11 @@ def test_display_data_is_the_imaging_pipeline_at_full_resolution(
         assert img.dtype == np.uint16 and img.shape == (ds.Rows, ds.Columns)
         raw = api.get(f"/api/images/{image_id}/display?format=raw")
         assert np.array_equal(np.frombuffer(raw.content, "<u2").reshape(img.shape), img)
+        levels = info["display"]["levels"]
+        assert levels[0]["width"] == ds.Columns and all(
+            max(v["width"], v["height"]) > 128 for v in levels[:-1]
+        )
+        assert api.get(f"/api/images/{image_id}/display?level={len(levels)}").status_code == 404
         names = [p["name"] for p in info["display"]["presets"]]
         assert {"auto", "lung", "mediastinum", "full"} <= set(names)
         if "WindowCenter" in ds and "VOILUTSequence" not in ds:

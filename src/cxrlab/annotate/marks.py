@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from cxrlab.annotate.audit import record
 from cxrlab.annotate.errors import Conflict, InvalidInput, NotFound
 from cxrlab.annotate.models import Annotation, Assignment, Image, Project, User, utcnow
-from cxrlab.annotate.workflow import TEST_SPLIT, assignment_of, image_for
+from cxrlab.annotate.workflow import TEST_SPLIT, assignment_of, image_access, image_for
 from cxrlab.taxonomy import LABEL_SETS
 
 Box = tuple[float, float, float, float]
@@ -83,8 +83,8 @@ def proposals_visible(project: Project, image: Image) -> bool:
     return bool(project.allow_proposals) and image.split != TEST_SPLIT
 
 
-def _read_task(db: Session, user: User, image: Image) -> Assignment:
-    task = assignment_of(db, user, image.id, "read")
+def _read_task(db: Session, image: Image, tasks: dict[str, Assignment]) -> Assignment:
+    task = tasks.get("read")
     if task is None:
         raise NotFound(f"no read of yours on image {image.id}")
     if image.split == TEST_SPLIT:
@@ -127,10 +127,8 @@ def create_mark(
     box: list[float] | None,
     proposal_id: int | None = None,
 ) -> Annotation:
-    image = image_for(db, user, image_id)
-    project = db.get(Project, image.project_id)
-    assert project is not None
-    _read_task(db, user, image)
+    image, project, tasks = image_access(db, user, image_id)
+    _read_task(db, image, tasks)
     provenance, origin_id = "reader", None
     if proposal_id is not None:
         source = db.get(Annotation, proposal_id)
@@ -176,10 +174,8 @@ def _own_mark(db: Session, user: User, mark_id: int) -> tuple[Annotation, Image,
     mark = db.get(Annotation, mark_id)
     if mark is None or mark.deleted or mark.kind != "read" or mark.user_id != user.id:
         raise NotFound(f"no annotation {mark_id}")
-    image = image_for(db, user, mark.image_id)
-    project = db.get(Project, image.project_id)
-    assert project is not None
-    _read_task(db, user, image)
+    image, project, tasks = image_access(db, user, mark.image_id)
+    _read_task(db, image, tasks)
     return mark, image, project
 
 

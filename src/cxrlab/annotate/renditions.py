@@ -4,8 +4,9 @@ full resolution, cached, and made ahead of the reader.
 The rendition keeps the full bit depth so the viewer windows on the client: the modality LUT is applied; a
 VOI LUT in the file is applied (it is not linear, a client window cannot redo it); otherwise the full range
 of the modality values is mapped linearly to 0..65535, and the file's own windows become presets in those
-units. MONOCHROME1 is inverted, so air is dark in every rendition. Pixel (x, y) of the rendition is pixel
-(x, y) of the original: boxes need no scaling. Presets ``auto`` (0.5-99.5 percentiles), ``lung`` and
+units. MONOCHROME1 is inverted, so air is dark in every rendition. Pixel (x, y) of level 0 is pixel (x, y) of
+the original: boxes need no scaling; smaller levels (each half the previous, down to screen size) say their
+``scale``. Presets ``auto`` (0.5-99.5 percentiles), ``lung`` and
 ``mediastinum`` (the lower and upper parts of that range: a heuristic, radiographs have no absolute units)
 and ``full`` are added for every image.
 """
@@ -28,6 +29,7 @@ from cxrlab.imaging.decoders import decode_pixels, read_dataset
 from cxrlab.imaging.dicom import DisplayOptions, to_display, voi_step
 
 TOP = 65535
+SCREEN = 1280
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,17 @@ def presets(img: np.ndarray, windows: list[dict[str, Any]]) -> list[dict[str, An
     ]
 
 
+def pyramid(img: np.ndarray) -> list[np.ndarray]:
+    """Level 0 is the full image; each next level halves it (area averaging) while the previous one is still
+    larger than a screen (``SCREEN`` px on its long side): the viewer shows the smallest level that fills its
+    canvas and fetches the full resolution when the reader zooms in."""
+    levels = [img]
+    while max(levels[-1].shape) > SCREEN:
+        h, w = levels[-1].shape
+        levels.append(cv2.resize(levels[-1], (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA))
+    return levels
+
+
 class RenditionCache:
     """``DIR/PROJECT/IMAGE.png`` + ``.json``; one build at a time per image, prefetch on one thread."""
 
@@ -132,19 +145,34 @@ class RenditionCache:
                     self._build(ref, png, meta)
         return png, json.loads(meta.read_text())
 
+    def level_path(self, ref: ImageRef, level: int) -> Path:
+        png = self.paths(ref)[0]
+        return png if level == 0 else png.with_suffix(f".L{level}.png")
+
     def _build(self, ref: ImageRef, png: Path, meta: Path) -> None:
         img, info = render_dicom(ref.source) if ref.kind == "dicom" else render_png(ref.source)
-        ok, encoded = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if not ok:
-            raise CxrlabError(f"image {ref.id}: the rendition could not be encoded")
-        write_bytes_atomic(png, encoded.tobytes())
+        levels = []
+        for level, scaled in enumerate(pyramid(img)):
+            ok, encoded = cv2.imencode(".png", scaled, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            if not ok:
+                raise CxrlabError(f"image {ref.id}: the rendition could not be encoded")
+            write_bytes_atomic(self.level_path(ref, level), encoded.tobytes())
+            levels.append(
+                {
+                    "level": level,
+                    "width": int(scaled.shape[1]),
+                    "height": int(scaled.shape[0]),
+                    "scale": scaled.shape[1] / img.shape[1],
+                }
+            )
         info.update(
             width=int(img.shape[1]),
             height=int(img.shape[0]),
             bits=16,
+            levels=levels,
             presets=presets(img, info.pop("windows")),
         )
-        write_bytes_atomic(meta, json.dumps(info).encode())
+        write_bytes_atomic(meta, json.dumps(info).encode())  # last: its presence means all levels are there
 
     def prefetch(self, refs: list[ImageRef]) -> None:
         """Make the renditions of ``refs`` in the background (the next images of a reader's queue)."""
@@ -166,9 +194,17 @@ class RenditionCache:
             with self._guard:
                 self._queued.discard(ref.id)
 
-    def raw(self, ref: ImageRef) -> tuple[bytes, dict[str, Any]]:
-        """The rendition as little-endian uint16 rows (for a client without a 16-bit PNG decoder)."""
-        png, meta = self.ensure(ref)
+    def level(self, ref: ImageRef, level: int) -> tuple[Path, dict[str, Any]]:
+        """The PNG of one pyramid level (0: full resolution) and that level's size; KeyError if absent."""
+        _, meta = self.ensure(ref)
+        found = [entry for entry in meta.get("levels", [{"level": 0}]) if entry["level"] == level]
+        if not found:
+            raise KeyError(level)
+        return self.level_path(ref, level), {**meta, **found[0]}
+
+    def raw(self, ref: ImageRef, level: int = 0) -> tuple[bytes, dict[str, Any]]:
+        """A level as little-endian uint16 rows (for a client without a 16-bit PNG decoder)."""
+        png, meta = self.level(ref, level)
         img = cv2.imdecode(np.fromfile(png, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
         return img.astype("<u2").tobytes(), meta
 

@@ -152,6 +152,10 @@ def image_info(
             **meta,
             "png": f"/api/images/{image.id}/display?format=png",
             "raw": f"/api/images/{image.id}/display?format=raw",
+            "levels": [
+                {**lv, "png": f"/api/images/{image.id}/display?format=png&level={lv['level']}"}
+                for lv in meta.get("levels", [])
+            ],
         },
     }
 
@@ -161,20 +165,28 @@ def display(
     image_id: int,
     request: Request,
     format: str = Query("png", pattern="^(png|raw)$"),
+    level: int = Query(0, ge=0, le=8),
     user: User = Depends(caller),
     db: Session = Depends(get_db),
 ) -> Response:
-    """The 16-bit rendition: a grey PNG, or ``raw`` little-endian uint16 rows (X-Width / X-Height headers)."""
+    """The 16-bit rendition, level 0 (full resolution) or a smaller pyramid level: a grey PNG, or ``raw``
+    little-endian uint16 rows (X-Width / X-Height headers)."""
     image = workflow.image_for(db, user, image_id)
     ref = _ref(image)
     db.close()  # the file is served without holding a database connection
     cache = request.app.state.cache
-    headers = {"Cache-Control": "private, max-age=3600"}
+    try:
+        png, meta = cache.level(ref, level)
+        data = cache.raw(ref, level)[0] if format == "raw" else b""
+    except KeyError:
+        raise NotFound(f"image {image_id} has no display level {level}") from None
+    headers = {
+        "Cache-Control": "private, max-age=3600",
+        "X-Width": str(meta["width"]),
+        "X-Height": str(meta["height"]),
+    }
     if format == "raw":
-        data, meta = cache.raw(ref)
-        headers.update({"X-Width": str(meta["width"]), "X-Height": str(meta["height"])})
         return Response(data, media_type="application/octet-stream", headers=headers)
-    png, _ = cache.ensure(ref)
     return RenditionFile(png, media_type="image/png", headers=headers)
 
 

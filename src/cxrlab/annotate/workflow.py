@@ -134,19 +134,32 @@ def assignment_of(db: Session, user: User, image_id: int, kind: str) -> Assignme
     return db.scalar(query)
 
 
+def image_access(db: Session, user: User, image_id: int) -> tuple[Image, Project, dict[str, Assignment]]:
+    """The image, its project and the user's tasks on it by kind, in one query; :class:`NotFound` unless the
+    user has a task on it and is a member of its project (an admin sees every image)."""
+    member = (
+        select(Member.id)
+        .where(Member.project_id == Image.project_id, Member.user_id == user.id)
+        .exists()
+        .label("member")
+    )
+    rows = db.execute(
+        select(Image, Project, Assignment, member)
+        .join(Project, Project.id == Image.project_id)
+        .outerjoin(Assignment, (Assignment.image_id == Image.id) & (Assignment.user_id == user.id))
+        .where(Image.id == image_id)
+    ).all()
+    if not rows:
+        raise NotFound(f"no image {image_id}")
+    tasks = {a.kind: a for _, _, a, _ in rows if a is not None}
+    if user.role != "admin" and (not tasks or not rows[0][3]):
+        raise NotFound(f"no image {image_id}")
+    return rows[0][0], rows[0][1], tasks
+
+
 def image_for(db: Session, user: User, image_id: int) -> Image:
     """The image if ``user`` has an assignment on it (or is an admin), else :class:`NotFound`."""
-    image = db.get(Image, image_id)
-    if image is None:
-        raise NotFound(f"no image {image_id}")
-    if user.role == "admin":
-        return image
-    has = db.scalar(
-        select(Assignment.id).where(Assignment.image_id == image_id, Assignment.user_id == user.id)
-    )
-    if has is None or not is_member(db, user, image.project_id):
-        raise NotFound(f"no image {image_id}")
-    return image
+    return image_access(db, user, image_id)[0]
 
 
 # ------------------------------------------------------------------------------------------ queues
