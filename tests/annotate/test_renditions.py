@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pydicom
 
+from cxrlab.annotate import Database
 from cxrlab.annotate.renditions import SCREEN, ImageRef, RenditionCache, pyramid
 from cxrlab.imaging.dicom import DisplayOptions, display_reference
 
@@ -33,3 +34,27 @@ def test_pyramid_halves_down_to_screen_size() -> None:
     assert max(levels[-2].shape) > SCREEN >= max(levels[-1].shape)
     ref = cv2.resize(img, (1050, 1300), interpolation=cv2.INTER_AREA)
     assert np.array_equal(levels[1], ref) and levels[1].dtype == np.uint16
+
+
+def test_renditions_of_the_next_images_are_made_ahead(sqlite_db: Database, vindr_phantom: Path) -> None:
+    """An API import makes no rendition; asking for the queue starts the next images' in the background."""
+    import time
+
+    from tests.annotate.conftest import Api, add_users
+
+    from cxrlab.annotate import create_app
+
+    add_users(sqlite_db, {"boss": "admin", "r1": "radiologist"})
+    app = create_app(sqlite_db)
+    boss = Api(app).login("boss")
+    pid = boss.post("/api/projects", {"name": "p", "labels": "vindr", "readers": 1}).json()["id"]
+    boss.post(f"/api/projects/{pid}/members", {"user": "r1"})
+    boss.post(f"/api/projects/{pid}/import", {"source": str(vindr_phantom)})
+    assert not list(sqlite_db.cache_dir.rglob("*.json"))
+    queue = Api(app).login("r1").get(f"/api/projects/{pid}/queue").json()
+    wanted = {f"{t['image_id']}.json" for t in queue["tasks"][:3]}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not wanted <= {p.name for p in sqlite_db.cache_dir.rglob("*.json")}:
+        time.sleep(0.2)
+    assert wanted <= {p.name for p in sqlite_db.cache_dir.rglob("*.json")}
+    assert len(list(sqlite_db.cache_dir.rglob("*.json"))) == 3  # the next three, not the whole queue

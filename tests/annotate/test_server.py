@@ -3,6 +3,7 @@ restarted mid-session without losing saved work, and no patient information in i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,7 +18,8 @@ import pytest
 from tests.annotate.conftest import PASSWORD
 from typer.testing import CliRunner
 
-from cxrlab.annotate.servers import serve_process
+from cxrlab.annotate import Database, audit
+from cxrlab.annotate.servers import new_database, serve_process
 from cxrlab.cli.main import app as cli
 from cxrlab.errors import CxrlabError
 
@@ -54,10 +56,13 @@ def _phi_copy(vindr_phantom: Path, folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_cli_setup_and_a_server_killed_mid_session_loses_no_saved_work(
-    vindr_phantom: Path, tmp_path: Path
+    backend: str, vindr_phantom: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     db, cache, log = str(tmp_path / "reading.db"), tmp_path / "cache", tmp_path / "server.log"
+    if backend == "postgresql":
+        db = new_database(request.getfixturevalue("postgres_server"))
     src = _phi_copy(vindr_phantom, tmp_path / "incoming")
     assert (
         _cli("project", "create", "study", "--labels", "vindr", "--readers", "1", "--db", db).returncode == 0
@@ -114,12 +119,20 @@ def test_cli_setup_and_a_server_killed_mid_session_loses_no_saved_work(
     assert f[["reader", "label", "x_min"]].values.tolist() == [
         ["R1", "Aortic enlargement", 21.0]
     ]  # finished reads
-    # No patient information anywhere the service writes: logs, audit, database file.
-    written = log.read_bytes() + Path(db).read_bytes()
-    for wal in Path(db).parent.glob("reading.db-*"):
-        written += wal.read_bytes()
+    # No patient information anywhere the service writes: logs, audit, database file (SQLite + its WAL).
+    written = log.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("reading.db*"))
+    written += json.dumps(_audit(db)).encode()
     for value in PHI:
         assert value.encode() not in written, value
+
+
+def _audit(db: str) -> list[dict]:
+    database = Database(db)
+    with database.session() as s:
+        entries = audit.entries(s)
+    database.dispose()
+    assert {e["action"] for e in entries} >= {"import", "login", "mark_create", "mark_update", "export"}
+    return entries
 
 
 def test_cli_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
