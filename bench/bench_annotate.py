@@ -34,6 +34,7 @@ READS_PER_IMAGE = 3
 SIZE = 2500
 THINK = 0.5
 ZOOM_EVERY = 2
+WORKERS = 2  # one uvicorn worker process per core of this machine
 PASSWORD = "bench password 1"
 TIME_LIMIT = 300.0
 
@@ -135,7 +136,7 @@ def run(kind: str, url: str, phantom: Path, work: Path) -> None:
     db = Database(url, cache_dir=work / f"cache-{kind}")
     setup(db, phantom)
     insert_ms = baseline_insert(db)
-    with serve_process(url, db.cache_dir) as (base, _):
+    with serve_process(url, db.cache_dir, workers=WORKERS) as (base, _):
         solo, solo_errors = asyncio.run(load(base, 1))  # the baseline: one reader alone
         t0 = time.perf_counter()
         times, errors = asyncio.run(load(base, READERS))

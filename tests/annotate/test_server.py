@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -147,3 +148,35 @@ def test_cli_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
 def _cleanup(tmp_path: Path):
     yield
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+
+
+def test_two_worker_processes_share_sessions_and_stop_together(tmp_path: Path) -> None:
+    """Sessions, throttle and marks live in the database, so any worker answers any request."""
+    db = str(tmp_path / "w.db")
+    assert _cli("user", "add", "boss", "--role", "admin", "--db", db, stdin=PASSWORD + "\n").returncode == 0
+    with serve_process(db, tmp_path / "cache", workers=2) as (base, proc):
+        client = httpx.Client(base_url=base)
+        csrf = client.post("/api/login", json={"name": "boss", "password": PASSWORD}).json()["csrf_token"]
+        for i in range(8):  # spread over both workers
+            r = client.post("/api/projects", headers={"X-CSRF-Token": csrf}, json={"name": f"p{i}"})
+            assert r.status_code == 201, r.text
+        assert len(client.get("/api/projects").json()) == 8
+        group = proc.pid
+        assert len(_alive(group)) >= 3  # the supervisor and its two workers
+    deadline = time.monotonic() + 15
+    while _alive(group) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _alive(group) == []  # nothing of the group is left running
+
+
+def _alive(group: int) -> list[int]:
+    """Processes of a process group that are not zombies (from /proc: state and group of each)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found

@@ -7,9 +7,11 @@ user (the server refuses root), in a folder that user owns; everything is remove
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -116,9 +118,10 @@ def free_port() -> int:
 
 @contextmanager
 def serve_process(
-    db: str, cache: str | Path, *, port: int | None = None, log: Path | None = None
+    db: str, cache: str | Path, *, port: int | None = None, log: Path | None = None, workers: int = 1
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``cxrlab annotate serve`` as a child process on 127.0.0.1; yields (base URL, process)."""
+    """``cxrlab annotate serve`` as a child process on 127.0.0.1 in its own process group (with its workers,
+    all killed at the end); yields (base URL, process)."""
     port = port or free_port()
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     cmd = [
@@ -135,15 +138,18 @@ def serve_process(
         "127.0.0.1",
         "--port",
         str(port),
+        "--workers",
+        str(workers),
     ]
-    proc = subprocess.Popen(cmd, stdout=out, stderr=out, env={**os.environ, "CXRLAB_NO_PROGRESS": "1"})
+    env = {**os.environ, "CXRLAB_NO_PROGRESS": "1"}
+    proc = subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base, proc)
         yield base, proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the group this function started: server and workers
         proc.wait(timeout=30)
         if log:
             out.close()  # type: ignore[union-attr]

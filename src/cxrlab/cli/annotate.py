@@ -35,21 +35,36 @@ def serve_cmd(
         str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (one per core serves most readers).")] = 1,
     cache: Annotated[Path | None, typer.Option(help="Folder of cached display renditions.")] = None,
     secure_cookies: Annotated[
         bool, typer.Option("--secure-cookies", help="Mark cookies Secure (behind an HTTPS proxy).")
     ] = False,
 ) -> None:
     """Serve the API (OpenAPI docs at /docs); migrations are applied on start."""
+    import os
+
     import uvicorn
 
-    from cxrlab.annotate import create_app
+    from cxrlab.errors import UsageError
 
-    database = _database(db, cache)
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    database = _database(db, cache)  # migrates once, before any worker starts
     err_console.print(f"cxrlab annotate: serving http://{host}:{port} (API docs at /docs)")
-    uvicorn.run(
-        create_app(database, secure_cookies=secure_cookies), host=host, port=port, log_level="warning"
+    if workers == 1:
+        from cxrlab.annotate import create_app
+
+        app = create_app(database, secure_cookies=secure_cookies)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    os.environ.update(
+        CXRLAB_DB=database.url,
+        CXRLAB_ANNOTATE_CACHE=str(database.cache_dir),
+        CXRLAB_SECURE_COOKIES="1" if secure_cookies else "0",
     )
+    database.dispose()
+    uvicorn.run("cxrlab.annotate.asgi:app", host=host, port=port, workers=workers, log_level="warning")
 
 
 @project_app.command("create")
