@@ -55,26 +55,8 @@ def _read(api, image_id: int, marks: list[tuple[str, list[float] | None]], shift
     return ids
 
 
-def test_whole_workflow(
-    database: Database, make_api, vindr_phantom: Path, nih_pngs: Path, tmp_path: Path
-) -> None:
-    add_users(
-        database,
-        {
-            "boss": "admin",
-            "r1": "radiologist",
-            "r2": "radiologist",
-            "r3": "radiologist",
-            "adj": "adjudicator",
-        },
-    )
-    admin = make_api("boss")
-    pid = _setup(admin, "boss", vindr_phantom, "vindr")
-    nih_pid = _setup(admin, "boss", nih_pngs, "nih")
-    truth = truth_boxes(vindr_phantom)
-    readers = {name: make_api(name) for name in READERS}
-
-    # Three readers, blind: each reads every image of their queue (3 readers per image, test ones too).
+def _blind_reads(readers: dict, pid: int, truth: dict) -> dict[str, list[int]]:
+    """Each reader reads every image of their queue (3 per image, test ones too); r3 misses findings."""
     mine: dict[str, list[int]] = {}
     for k, (name, api) in enumerate(readers.items()):
         queue = api.get(f"/api/projects/{pid}/queue").json()
@@ -83,44 +65,76 @@ def test_whole_workflow(
         for task in queue["tasks"]:
             marks = truth.get(task["image_key"], [])
             if name == "r3" and len(marks) > 1:
-                marks = marks[:-1]  # r3 disagrees: misses one finding
+                marks = marks[:-1]
             mine[name] += _read(api, task["image_id"], marks, shift=2.0 * k)
         assert api.get(f"/api/projects/{pid}/queue").json()["pending"] == 0
+    return mine
+
+
+def _adjudicate(adj, pid: int, test_images: int) -> None:
+    """The adjudicator gets exactly the test images and accepts each proposed fusion."""
+    tasks = adj.get(f"/api/projects/{pid}/queue").json()["tasks"]
+    assert len(tasks) == test_images > 0 and all(t["kind"] == "adjudicate" for t in tasks)
+    for task in tasks:
+        view = adj.get(f"/api/images/{task['image_id']}/adjudication").json()
+        assert view["readers"] == ["R2", "R3", "R4"]  # the admin who created the project is R1
+        assert {r["reader"] for r in view["reads"]} == {"R2", "R3", "R4"}
+        marks = [{"label": m["label"], "box": m["box"], "provenance": "fusion"} for m in view["proposed"]]
+        body = {"version": view["version"], "marks": marks, "complete": True}
+        r = adj.put(f"/api/images/{task['image_id']}/consensus", body)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["consensus"]) == len(marks)
+
+
+def _cli_json(*args: str) -> dict:
+    res = CliRunner().invoke(cli, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def _commands_read_the_export(tables: Path, findings, tmp_path: Path) -> None:
+    """labels agreement / consensus, export and score read the exported tables as they are."""
+    assert 0 < _cli_json("labels", "agreement", str(tables))["overall"]["box_f1"] <= 1
+    _cli_json("labels", "consensus", str(tables), "--out", str(tmp_path / "fused"))
+    _cli_json("export", str(tables), "--format", "coco", "--out", str(tmp_path / "coco"))
+    # The consensus scored against itself is perfect; a reader's own read scores in [0, 1].
+    for reader, name in ((CONSENSUS, "cons"), ("R4", "r3")):
+        findings[findings["reader"] == reader].assign(reader="model").to_parquet(tmp_path / f"{name}.parquet")
+    score = ["score", "--truth", str(tables), "--split", "test", "--pred"]
+    assert _cli_json(*score, str(tmp_path / "cons.parquet"))["mAP"] == 1.0
+    assert 0 <= _cli_json(*score, str(tmp_path / "r3.parquet"))["mAP"] <= 1.0
+
+
+def test_whole_workflow(
+    database: Database, make_api, vindr_phantom: Path, nih_pngs: Path, tmp_path: Path
+) -> None:
+    roles = {
+        "boss": "admin",
+        "r1": "radiologist",
+        "r2": "radiologist",
+        "r3": "radiologist",
+        "adj": "adjudicator",
+    }
+    add_users(database, roles)
+    admin = make_api("boss")
+    pid = _setup(admin, "boss", vindr_phantom, "vindr")
+    nih_pid = _setup(admin, "boss", nih_pngs, "nih")
+    readers = {name: make_api(name) for name in READERS}
+    mine = _blind_reads(readers, pid, truth_boxes(vindr_phantom))
     # Blind: r2 sees only r2's marks on an image all three read, and cannot touch r1's.
     first = readers["r1"].get(f"/api/projects/{pid}/queue").json()["tasks"][0]["image_id"]
     seen = readers["r2"].get(f"/api/images/{first}/annotations").json()
     assert seen and all(m["id"] in mine["r2"] for m in seen)
-    assert (
-        readers["r2"]
-        .patch(f"/api/annotations/{mine['r1'][0]}", {"version": 1, "label": "Nodule/Mass"})
-        .status_code
-        == 404
-    )
-
+    r = readers["r2"].patch(f"/api/annotations/{mine['r1'][0]}", {"version": 1, "label": "Nodule/Mass"})
+    assert r.status_code == 404
     # NIH PNGs: the readers read the first two images of their queue.
     for api in readers.values():
         for task in api.get(f"/api/projects/{nih_pid}/queue").json()["tasks"][:2]:
             _read(api, task["image_id"], [("Effusion", [10, 10, 60, 80])], shift=1.0)
-
-    # Adjudication of the test images: accept the proposed fusion.
-    adj = make_api("adj")
-    tasks = adj.get(f"/api/projects/{pid}/queue").json()["tasks"]
     splits = {
         t["image_key"]: t["split"] for t in readers["r1"].get(f"/api/projects/{pid}/queue").json()["tasks"]
     }
-    assert tasks and all(t["kind"] == "adjudicate" for t in tasks)
-    assert len(tasks) == sum(s == "test" for s in splits.values())
-    for task in tasks:
-        view = adj.get(f"/api/images/{task['image_id']}/adjudication").json()
-        assert view["readers"] == ["R2", "R3", "R4"]  # the admin who created the project is R1
-        marks = [{"label": m["label"], "box": m["box"], "provenance": "fusion"} for m in view["proposed"]]
-        r = adj.put(
-            f"/api/images/{task['image_id']}/consensus",
-            {"version": view["version"], "marks": marks, "complete": True},
-        )
-        assert r.status_code == 200, r.text
-        assert len(r.json()["consensus"]) == len(marks)
-
+    _adjudicate(make_api("adj"), pid, sum(s == "test" for s in splits.values()))
     agreement = admin.get(f"/api/projects/{pid}/agreement").json()
     assert agreement["available"] and agreement["labels"]
 
@@ -128,61 +142,11 @@ def test_whole_workflow(
     with database.session() as s:
         summary = export_project(s, find_project(s, "p-vindr"), tmp_path / "tables", actor_id=None)
     assert summary["readers"] == ["R2", "R3", "R4"]
-    exported = load_tables(tmp_path / "tables")
-    f = exported.findings
+    f = load_tables(tmp_path / "tables").findings
     assert not set(f["reader"]) & set(READERS)
     assert set(f.loc[f["reader"] == CONSENSUS, "image_id"]) == {k for k, s in splits.items() if s == "test"}
-    human = f[f["reader"] != CONSENSUS]
-    assert human.groupby("image_id")["reader"].nunique().eq(3).all()
-
-    runner = CliRunner()
-    res = runner.invoke(cli, ["labels", "agreement", str(tmp_path / "tables"), "--json"])
-    assert res.exit_code == 0, res.output
-    kappa = json.loads(res.output)["overall"]
-    assert kappa["box_f1"] is not None and 0 < kappa["box_f1"] <= 1
-    res = runner.invoke(
-        cli, ["labels", "consensus", str(tmp_path / "tables"), "--out", str(tmp_path / "fused")]
-    )
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(
-        cli, ["export", str(tmp_path / "tables"), "--format", "coco", "--out", str(tmp_path / "coco")]
-    )
-    assert res.exit_code == 0, res.output
-    # The consensus scored against itself is perfect; a reader's own read is not better than that.
-    cons = f[f["reader"] == CONSENSUS].assign(reader="model")
-    cons.to_parquet(tmp_path / "pred.parquet", index=False)
-    res = runner.invoke(
-        cli,
-        [
-            "score",
-            "--truth",
-            str(tmp_path / "tables"),
-            "--pred",
-            str(tmp_path / "pred.parquet"),
-            "--split",
-            "test",
-            "--json",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["mAP"] == 1.0
-    r3 = f[(f["reader"] == "R4")].assign(reader="model")
-    r3.to_parquet(tmp_path / "r3.parquet", index=False)
-    res = runner.invoke(
-        cli,
-        [
-            "score",
-            "--truth",
-            str(tmp_path / "tables"),
-            "--pred",
-            str(tmp_path / "r3.parquet"),
-            "--split",
-            "test",
-            "--json",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    assert 0 <= json.loads(res.output)["mAP"] <= 1.0
+    assert f[f["reader"] != CONSENSUS].groupby("image_id")["reader"].nunique().eq(3).all()
+    _commands_read_the_export(tmp_path / "tables", f, tmp_path)
 
 
 def test_display_data_is_the_imaging_pipeline_at_full_resolution(

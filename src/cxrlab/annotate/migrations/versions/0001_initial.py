@@ -16,6 +16,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _people_and_projects()
+    _images_and_tasks()
+    _marks_sessions_audit()
+
+
+def _people_and_projects() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -46,6 +52,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("project_id", "user_id"),
         sa.UniqueConstraint("project_id", "pseudonym"),
     )
+
+
+def _images_and_tasks() -> None:
     op.create_table(
         "images",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -75,6 +84,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_assignments_image_id", "assignments", ["image_id"])
     op.create_index("ix_assignments_user_status", "assignments", ["user_id", "status"])
+
+
+def _marks_sessions_audit() -> None:
     op.create_table(
         "annotations",
         sa.Column("id", sa.Integer, primary_key=True),
