@@ -13,6 +13,7 @@ p95 save < 50 ms, zero errors. Bounded: IMAGES images, each read by READS_PER_IM
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -138,9 +139,9 @@ def run(kind: str, url: str, phantom: Path, work: Path) -> None:
     insert_ms = baseline_insert(db)
     with serve_process(url, db.cache_dir, workers=WORKERS) as (base, _):
         solo, solo_errors = asyncio.run(load(base, 1))  # the baseline: one reader alone
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         times, errors = asyncio.run(load(base, READERS))
-        wall = time.perf_counter() - t0
+        wall, client_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     db.dispose()
     errors += solo_errors
     print(
@@ -158,7 +159,11 @@ def run(kind: str, url: str, phantom: Path, work: Path) -> None:
             "" if target is None else f" (target < {target:.0f}) -> {'ok' if got < target else 'MISSED'}"
         )
         print(f"  p95 {what}: {got:.0f} ms = {got / alone:.1f}x one reader alone ({alone:.0f} ms){verdict}")
-    print(f"  (a bare INSERT + COMMIT on this database: {insert_ms:.2f} ms)")
+    print(
+        f"  (a bare INSERT + COMMIT on this database: {insert_ms:.2f} ms; the load client alone used "
+        f"{client_cpu:.0f} s of CPU in {wall:.0f} s; machine load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores)"
+    )
 
 
 def main() -> None:

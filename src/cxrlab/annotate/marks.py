@@ -31,11 +31,11 @@ UNSET: Any = object()
 
 def canonical_label(project: Project, label: str | None) -> str:
     labels = json.loads(project.labels)
-    if label in labels:
+    if label is not None and label in labels:
         return label
     if label is not None and project.label_set in LABEL_SETS:
         found = LABEL_SETS[project.label_set].match(label)
-        if found in labels:
+        if found is not None and found in labels:
             return found
     raise InvalidInput(f"unknown label '{label}' for project {project.name}")
 

@@ -206,6 +206,8 @@ class RenditionCache:
         """A level as little-endian uint16 rows (for a client without a 16-bit PNG decoder)."""
         png, meta = self.level(ref, level)
         img = cv2.imdecode(np.fromfile(png, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise CxrlabError(f"image {ref.id}: its cached rendition is unreadable (delete {png} to rebuild)")
         return img.astype("<u2").tobytes(), meta
 
     def close(self) -> None:
