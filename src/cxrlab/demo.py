@@ -325,6 +325,48 @@ def _is_na(value: object) -> bool:
     return bool(pd.isna(value))
 
 
+def step_annotate(ctx: DemoContext) -> None:
+    """A reading project on the VinDr phantom (3 blind readers, then adjudication of the test images);
+    prints the one command that serves it, with the demo logins. Nothing long-running is started."""
+    from cxrlab.annotate import Database
+    from cxrlab.annotate.admin import add_member, create_project, create_user
+    from cxrlab.annotate.importer import import_source
+    from cxrlab.annotate.renditions import RenditionCache
+    from cxrlab.progress import track
+
+    path = ctx.work / "annotate.db"
+    for old in ctx.work.glob("annotate.db*"):  # a re-run starts the project afresh
+        old.unlink()
+    db = Database(str(path))
+    logins = {
+        "admin": "admin",
+        "reader1": "radiologist",
+        "reader2": "radiologist",
+        "reader3": "radiologist",
+        "adjudicator": "adjudicator",
+    }
+    password = "demo-password"
+    with db.session() as s:
+        project = create_project(s, "demo", "vindr", readers=3, test_readers=3)
+        for name, role in logins.items():
+            add_member(s, project, create_user(s, name, role, password))
+        s.commit()
+        report = import_source(s, project, ctx.paths["vindr_raw"])
+    cache = RenditionCache(db.cache_dir)
+    for ref in track(report.new_images, total=len(report.new_images), description="display renditions"):
+        cache.ensure(ref)
+    cache.close()
+    db.dispose()
+    ctx.console.print(
+        f"cxrlab annotate: project 'demo', {report.added} DICOMs, {report.assignments} reading tasks "
+        f"(3 readers per image, adjudication of the test images) -> {path}"
+    )
+    ctx.console.print(
+        f"  serve it:  cxrlab annotate serve --db {path}   (API docs at http://127.0.0.1:8000/docs)"
+    )
+    ctx.console.print(f"  logins ({password}): " + ", ".join(f"{n} ({r})" for n, r in logins.items()))
+
+
 STEPS: list[tuple[str, Step]] = [
     ("Phantom datasets in the real formats", step_phantoms),
     ("NIH ChestX-ray14: verify, extract, index, statistics", step_nih),
@@ -337,6 +379,7 @@ STEPS: list[tuple[str, Step]] = [
         "Model: train on the VinDr phantom, predict its test split, score it (cxrlab train / evaluate)",
         step_model,
     ),
+    ("Annotate: a blind multi-reader project on the phantom (cxrlab annotate)", step_annotate),
     ("Look: the HTML report of each phantom (cxrlab report)", step_look),
 ]
 

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from cxrlab import __version__
+from cxrlab.cli import annotate as _annotate_cli
 from cxrlab.cli import convert as _convert_cli
 from cxrlab.cli import deid as _deid_cli
 from cxrlab.cli import dicom as _dicom_cli
@@ -52,6 +53,7 @@ _MODEL = "6. Model"
 app.command("train", rich_help_panel=_MODEL)(_model_cli.train_cmd)
 app.command("predict", rich_help_panel=_MODEL)(_model_cli.predict_cmd)
 app.command("evaluate", rich_help_panel=_MODEL)(_model_cli.evaluate_cmd)
+app.add_typer(_annotate_cli.app, name="annotate", rich_help_panel="7. Annotate")
 app.command("show", rich_help_panel="9. Look")(_look_cli.show_cmd)
 app.command("report", rich_help_panel="9. Look")(_look_cli.report_cmd)
 

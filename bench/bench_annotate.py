@@ -1,0 +1,184 @@
+"""20 simulated radiologists reading at once over HTTP on loopback, against a real ``uvicorn`` process of the
+reading service, on SQLite and on PostgreSQL (Debian's, started in a temporary folder).
+
+Each reader (an asyncio httpx client with its own session) logs in, walks its queue: opens the image (image
+data + the 16-bit display rendition of a 2,500 px DICOM at screen level, 1,250 px), zooms to the full
+resolution on every ``ZOOM_EVERY``-th image, draws two boxes, moves one, marks the read done, thinks ``THINK``
+s, and goes on. Timed: the next image's display data after the first view, the full resolution, and each
+save (create or move a box). Baseline measured beside them in the same run: one reader alone on the same
+server (and a bare INSERT + COMMIT through SQLAlchemy on the same database). Targets: p95 display < 200 ms,
+p95 save < 50 ms, zero errors. Bounded: IMAGES images, each read by READS_PER_IMAGE readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from cxrlab.annotate import Database
+from cxrlab.annotate.admin import add_member, create_project, create_user
+from cxrlab.annotate.importer import import_source
+from cxrlab.annotate.renditions import RenditionCache
+from cxrlab.annotate.servers import new_database, postgres_bin, serve_process, temporary_postgres
+from cxrlab.datasets.phantom import make_vindr
+
+READERS = 20
+IMAGES = 24
+READS_PER_IMAGE = 3
+SIZE = 2500
+THINK = 0.5
+ZOOM_EVERY = 2
+WORKERS = 2  # one uvicorn worker process per core of this machine
+PASSWORD = "bench password 1"
+TIME_LIMIT = 300.0
+
+
+def setup(db: Database, phantom: Path) -> None:
+    """Project, readers, import (renditions made ahead, as `annotate import` does)."""
+    with db.session() as s:
+        project = create_project(s, "bench", "vindr", readers=READS_PER_IMAGE, test_readers=READS_PER_IMAGE)
+        for i in range(READERS):
+            add_member(s, project, create_user(s, f"reader{i:02d}", "radiologist", PASSWORD))
+        s.commit()
+        report = import_source(s, project, phantom, split="train")
+    cache = RenditionCache(db.cache_dir)
+    for ref in report.new_images:
+        cache.ensure(ref)
+    cache.close()
+
+
+async def reader(base: str, name: str, times: dict[str, list[float]], errors: list[str]) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        r = await client.post("/api/login", json={"name": name, "password": PASSWORD})
+        if r.status_code != 200:
+            errors.append(f"login {r.status_code}")
+            return
+        headers = {"X-CSRF-Token": r.json()["csrf_token"]}
+        pid = (await client.get("/api/projects")).json()[0]["id"]
+        tasks = (await client.get(f"/api/projects/{pid}/queue")).json()["tasks"]
+        for k, task in enumerate(tasks):
+            t0 = time.perf_counter()
+            info = await client.get(f"/api/images/{task['image_id']}")
+            screen = info.json()["display"]["levels"][-1] if info.status_code == 200 else {"png": "/missing"}
+            png = await client.get(screen["png"])
+            if k > 0:
+                times["display"].append((time.perf_counter() - t0) * 1000)
+            if png.status_code != 200 or len(png.content) < 1000:
+                errors.append(f"display {info.status_code} {png.status_code}")
+                continue
+            if k % ZOOM_EVERY == ZOOM_EVERY - 1:  # the reader zooms in: the full resolution
+                t0 = time.perf_counter()
+                full = await client.get(f"/api/images/{task['image_id']}/display?level=0")
+                times["full"].append((time.perf_counter() - t0) * 1000)
+                errors.extend([f"full {full.status_code}"] if full.status_code != 200 else [])
+            await save_marks(client, task["image_id"], headers, times["save"], errors)
+            await asyncio.sleep(THINK * (0.5 + np.random.default_rng(abs(hash(name)) % 2**32 + k).random()))
+
+
+async def save_marks(
+    client: httpx.AsyncClient, image_id: int, headers: dict[str, str], save_ms: list[float], errors: list[str]
+) -> None:
+    """Two boxes drawn, one moved, the read marked done."""
+    ids = []
+    for box in ([100, 120, 600, 700], [900, 400, 1400, 1100]):
+        t0 = time.perf_counter()
+        r = await client.post(
+            f"/api/images/{image_id}/annotations", headers=headers, json={"label": "Nodule/Mass", "box": box}
+        )
+        save_ms.append((time.perf_counter() - t0) * 1000)
+        errors.extend([f"save {r.status_code}"] if r.status_code != 201 else [])
+        ids.append(r.json().get("id"))
+    t0 = time.perf_counter()
+    r = await client.patch(
+        f"/api/annotations/{ids[0]}", headers=headers, json={"version": 1, "box": [110, 130, 610, 710]}
+    )
+    save_ms.append((time.perf_counter() - t0) * 1000)
+    errors.extend([f"move {r.status_code}"] if r.status_code != 200 else [])
+    r = await client.post(f"/api/images/{image_id}/complete", headers=headers)
+    errors.extend([f"complete {r.status_code}"] if r.status_code != 200 else [])
+
+
+async def load(base: str, readers: int) -> tuple[dict[str, list[float]], list[str]]:
+    times: dict[str, list[float]] = {"display": [], "full": [], "save": []}
+    errors: list[str] = []
+    jobs = [reader(base, f"reader{i:02d}", times, errors) for i in range(readers)]
+    await asyncio.wait_for(asyncio.gather(*jobs), timeout=TIME_LIMIT)
+    return times, errors
+
+
+def baseline_insert(db: Database) -> float:
+    """Median ms of one bare INSERT + COMMIT through SQLAlchemy on the same database."""
+    from sqlalchemy import text
+
+    insert = []
+    with db.engine.connect() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_baseline (id INTEGER PRIMARY KEY, v FLOAT)"))
+        conn.commit()
+        for i in range(50):
+            t0 = time.perf_counter()
+            conn.execute(text("INSERT INTO bench_baseline (id, v) VALUES (:i, 1.0)"), {"i": i})
+            conn.commit()
+            insert.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(insert)
+
+
+def p95(values: list[float]) -> float:
+    return float(np.percentile(values, 95)) if values else float("nan")
+
+
+def run(kind: str, url: str, phantom: Path, work: Path) -> None:
+    db = Database(url, cache_dir=work / f"cache-{kind}")
+    setup(db, phantom)
+    insert_ms = baseline_insert(db)
+    with serve_process(url, db.cache_dir, workers=WORKERS) as (base, _):
+        solo, solo_errors = asyncio.run(load(base, 1))  # the baseline: one reader alone
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        times, errors = asyncio.run(load(base, READERS))
+        wall, client_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    db.dispose()
+    errors += solo_errors
+    print(
+        f"{kind}: {READERS} readers, {len(times['display'])} views {len(times['save'])} saves, {wall:.0f} s, "
+        f"{len(errors)} errors {sorted(set(errors))[:3]}"
+    )
+    rows = (
+        ("next-image display data (screen level, 16-bit)", "display", 200.0),
+        ("full resolution on zoom (2,500 px, 16-bit)", "full", None),
+        ("save", "save", 50.0),
+    )
+    for what, key, target in rows:
+        got, alone = p95(times[key]), p95(solo[key])
+        verdict = (
+            "" if target is None else f" (target < {target:.0f}) -> {'ok' if got < target else 'MISSED'}"
+        )
+        print(f"  p95 {what}: {got:.0f} ms = {got / alone:.1f}x one reader alone ({alone:.0f} ms){verdict}")
+    print(
+        f"  (a bare INSERT + COMMIT on this database: {insert_ms:.2f} ms; the load client alone used "
+        f"{client_cpu:.0f} s of CPU in {wall:.0f} s; machine load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores)"
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="cxrlab-bench-annotate-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        phantom = make_vindr(work / "vindr", images=IMAGES, seed=0, size=SIZE, test_fraction=0.0).root
+        print(f"phantom: {IMAGES} DICOMs of {SIZE} px in {time.perf_counter() - t0:.0f} s")
+        run("sqlite", str(work / "bench.db"), phantom, work)
+        if postgres_bin() is None:
+            print("postgresql: not installed (Debian package postgresql): skipped")
+            return
+        with temporary_postgres() as server:
+            run("postgresql", new_database(server), phantom, work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The FastAPI application: wiring, the session and CSRF dependency, the body-size limit, error answers.
+
+Routes live in :mod:`cxrlab.annotate.routes` (reading, adjudication) and :mod:`cxrlab.annotate.routes_admin`.
+Every route but login needs a session cookie; every write also needs the CSRF header. Errors of the service
+answer ``{"detail": message}`` with their status; nothing about the request body or the files is logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, nullcontext
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from cxrlab.annotate import auth
+from cxrlab.annotate.db import Database
+from cxrlab.annotate.errors import AnnotateError
+from cxrlab.annotate.models import User
+from cxrlab.annotate.renditions import RenditionCache
+from cxrlab.errors import CxrlabError
+
+MAX_BODY = 256 * 1024
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class BodyLimit:
+    """Refuse a request body over ``limit`` bytes with 413 before any route sees it (declared length or
+    counted while it streams in)."""
+
+    def __init__(self, app: Any, limit: int = MAX_BODY) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _too_large(send, self.limit)
+            return
+        seen, refused = 0, False
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen, refused
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit and not refused:
+                refused = True
+                await _too_large(send, self.limit)
+                return {"type": "http.disconnect"}  # the route stops reading; its answer is dropped
+            return message
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, guarded_send)
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = f'{{"detail":"request body over {limit} bytes"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """One session per request; a route commits its change, anything unfinished is rolled back on close.
+    A write holds the writer queue (SQLite) throughout; the login, slow by design (argon2), does not."""
+    database = request.app.state.database
+    writes = request.method not in SAFE_METHODS and request.url.path != "/api/login"
+    with database.writing() if writes else nullcontext():
+        db = database.session()
+        try:
+            yield db
+        finally:
+            db.close()
+
+
+def caller(request: Request, db: Session = Depends(get_db)) -> User:
+    """The logged-in user; for a write, only with the session's CSRF token in the header."""
+    user, session = auth.session_of(db, request.cookies.get(auth.COOKIE))
+    if request.method not in SAFE_METHODS:
+        auth.check_csrf(session, request.headers.get(auth.CSRF_HEADER))
+    return user
+
+
+def create_app(database: Database, *, secure_cookies: bool = False) -> FastAPI:
+    """The service on ``database``; renditions cached under ``database.cache_dir``."""
+    from cxrlab.annotate.routes import router
+    from cxrlab.annotate.routes_admin import admin_router
+
+    cache = RenditionCache(database.cache_dir)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        yield
+        cache.close()
+
+    app = FastAPI(
+        title="cxrlab annotate",
+        version="1",
+        lifespan=lifespan,
+        description="Blind multi-reader chest X-ray reading: queues, marks, adjudication, export.",
+    )
+    app.state.database = database
+    app.state.cache = cache
+    app.state.secure_cookies = secure_cookies
+    app.add_middleware(BodyLimit)
+    app.include_router(router)
+    app.include_router(admin_router)
+
+    @app.exception_handler(AnnotateError)
+    async def _service_error(_: Request, exc: AnnotateError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(CxrlabError)
+    async def _data_error(_: Request, exc: CxrlabError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    return app

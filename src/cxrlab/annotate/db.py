@@ -1,0 +1,126 @@
+"""Opening the service's database: a SQLite file by default (WAL), PostgreSQL by URL; migrations on open.
+
+The URL comes from ``--db``, else the ``CXRLAB_DB`` environment variable, else ``cxrlab-annotate.db`` in the
+current folder. A plain path is taken as a SQLite file; ``postgresql://`` URLs use psycopg 3.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cxrlab.errors import UsageError
+
+DEFAULT_DB_FILE = "cxrlab-annotate.db"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def resolve_url(db: str | None = None) -> str:
+    """The SQLAlchemy URL for ``db`` (a URL or a file path), ``CXRLAB_DB``, or the default SQLite file."""
+    raw = db or os.environ.get("CXRLAB_DB") or DEFAULT_DB_FILE
+    if "://" not in raw:
+        return f"sqlite:///{Path(raw).resolve()}"
+    if raw.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + raw.split("://", 1)[1]
+    try:
+        make_url(raw)
+    except ArgumentError as exc:
+        raise UsageError(f"--db: not a database URL or file: {raw} ({exc})") from None
+    return raw
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers go on while one writer commits; NORMAL sync keeps every commit across a crash of the
+    process (not of the machine's power); foreign keys are off in SQLite unless asked for."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (a no-op when it is there already)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class WriterQueue:
+    """One writer at a time on a SQLite file, across the threads and the worker processes of the service.
+
+    SQLite admits one writer; a second one waits in SQLite's busy handler, which sleeps in growing steps (up
+    to 100 ms) and so turns a little contention into long saves. Waiting here instead (a thread lock, then
+    ``flock`` on a file beside the database) wakes the next writer the moment the previous one commits.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._threads = threading.Lock()
+        self._path = path
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._threads, open(self._path, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Database:
+    """An engine, its session factory, where display renditions are cached, and (SQLite) the writer queue."""
+
+    def __init__(self, db: str | None = None, *, cache_dir: str | Path | None = None) -> None:
+        self.url = resolve_url(db)
+        self.engine = make_engine(self.url)
+        migrate(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.url)
+        path = make_url(self.url).database if self.url.startswith("sqlite") else None
+        self.writers = WriterQueue(Path(path + ".writer")) if path and path != ":memory:" else None
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Hold while writing: the writer queue on SQLite, nothing on a server database."""
+        return self.writers.hold() if self.writers is not None else nullcontext()
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def default_cache_dir(url: str) -> Path:
+    """Beside a SQLite file (``NAME.renditions``); for a server database, ``cxrlab-annotate-cache`` here."""
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            return Path(path).with_suffix(".renditions")
+    return Path("cxrlab-annotate-cache").resolve()
