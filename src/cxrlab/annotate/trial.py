@@ -55,3 +55,26 @@ def reading_trial(
             return Trial(project.id, "boss", names, "adj", password, report.added)
     finally:
         database.dispose()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here (no Debian chromium, no playwright), or None."""
+    if not Path(CHROMIUM).is_file():
+        return f"Debian chromium is not installed ({CHROMIUM}): browser tests skipped"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright for Python is not installed (pip install -e '.[test]'): browser tests skipped"
+    return None

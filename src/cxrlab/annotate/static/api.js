@@ -22,7 +22,7 @@ async function call(method, path, body) {
   });
   if (response.status === 401 && !path.endsWith("/login")) {
     toLogin();
-    throw new ApiError(401, "log in first");
+    return new Promise(() => {}); // the page is going to the login: nothing more to do here
   }
   if (!response.ok) {
     let detail = "";

@@ -1,7 +1,7 @@
 // Autosave: each change is one request, sent in order (a box's later changes need the id its creation got).
 // The state shows saved / saving / failed. A failed request (network, server error) stays at the head of the
 // queue until the reader presses retry; a 409 (changed meanwhile) or a refused write reloads the image's
-// marks from the service, so the screen shows what is stored.
+// marks from the service, so the screen shows what is stored, and the state says "reloaded" until the next save.
 
 export class Saver {
   constructor(onState, onStale) {
@@ -30,6 +30,7 @@ export class Saver {
   async run() {
     if (this.running || this.failed) return;
     this.running = true;
+    let stale = null;
     while (this.queue.length && !this.failed) {
       this.onState("saving");
       const head = this.queue[0];
@@ -39,7 +40,7 @@ export class Saver {
       } catch (exc) {
         if (exc.status && exc.status >= 400 && exc.status < 500 && exc.status !== 401 && exc.status !== 429) {
           this.queue.shift(); // refused for good (409 stale, 422 invalid): show the stored truth instead
-          this.onState("stale", exc.message);
+          stale = exc.message;
           await this.onStale(head.context, exc);
         } else {
           this.failed = exc;
@@ -48,6 +49,7 @@ export class Saver {
     }
     this.running = false;
     if (this.failed) this.onState("failed", this.failed.message);
+    else if (stale) this.onState("stale", stale); // stays shown until the next save
     else if (!this.queue.length) this.onState("saved");
   }
 

@@ -103,9 +103,9 @@ async function done() {
   const result = await api.post(`/api/images/${task.image_id}/complete`);
   task.status = result.status;
   task.version = result.version;
+  renderSide();
   const next = state.tasks.findIndex((t, i) => i > state.index && t.status === "pending");
-  if (next >= 0) go(next);
-  else renderSide();
+  if (next >= 0) await go(next);
 }
 
 function setTool(tool) {
