@@ -48,7 +48,11 @@ class PageHeaders:
 
 
 def mount_ui(app: FastAPI) -> None:
-    """Serve the pages at ``/ui/`` and send ``/`` to the home page (which sends to login when needed)."""
+    """Serve the pages at ``/ui/`` (and the display data they read, :mod:`cxrlab.annotate.pixels`), and send
+    ``/`` to the home page (which sends to login when needed)."""
+    from cxrlab.annotate.pixels import pixels_router
+
+    app.include_router(pixels_router)
     app.add_middleware(PageHeaders)
     app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
 

@@ -151,7 +151,7 @@ async function go(index) {
   const [entry, data] = await Promise.all([cache.get(task.image_id), api.get(`/api/images/${task.image_id}/adjudication`)]);
   if (state.tasks[state.index] !== task) return;
   Object.assign(state, { imageId: task.image_id, data, version: data.version, findings: findingsOf(data), selected: null });
-  state.display.show(entry.info, entry.pixels);
+  state.display.show(entry);
   cache.prefetch([state.tasks[index + 1]?.image_id]);
   renderSide();
 }

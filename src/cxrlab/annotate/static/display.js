@@ -5,17 +5,37 @@ import { api, el } from "/ui/api.js";
 import { loadPixels, renderWindow } from "/ui/image.js";
 import { View } from "/ui/view.js";
 
-const CACHE_SIZE = 4;
+const CACHE_SIZE = 3;
+
+/** The window an image opens with: its first DICOM window, else "auto". */
+export function openingWindow(presets) {
+  const p = presets.find((w) => w.name.startsWith("DICOM")) || presets.find((w) => w.name === "auto") || presets[0];
+  return p ? { center: p.center, width: p.width } : { center: 32768, width: 65536 };
+}
+
+const windowKey = (center, width, invert) => `${center}/${width}/${invert}`;
+
+/** Fetch an image and draw it through its opening window on a canvas of its own, ahead of showing it. */
+async function prepare(imageId) {
+  const info = await api.get(`/api/images/${imageId}`);
+  const pixels = await loadPixels(info);
+  const canvas = document.createElement("canvas");
+  canvas.width = pixels.width;
+  canvas.height = pixels.height;
+  const { center, width } = openingWindow(info.display.presets || []);
+  renderWindow(pixels, canvas, center, width, false);
+  return { info, pixels, canvas, key: windowKey(center, width, false) };
+}
 
 export class ImageCache {
   constructor() {
     this.entries = new Map();
   }
 
-  /** {info, pixels} of an image, fetched once; the oldest entries are dropped. */
+  /** {info, pixels, canvas, key} of an image, fetched and drawn once; the oldest entries are dropped. */
   get(imageId) {
     if (!this.entries.has(imageId)) {
-      const promise = api.get(`/api/images/${imageId}`).then(async (info) => ({ info, pixels: await loadPixels(info) }));
+      const promise = prepare(imageId);
       promise.catch(() => this.entries.delete(imageId));
       this.entries.set(imageId, promise);
       while (this.entries.size > CACHE_SIZE) this.entries.delete(this.entries.keys().next().value);
@@ -51,15 +71,17 @@ export class Display {
     new ResizeObserver(() => this.resized()).observe(canvas);
   }
 
-  /** Show an image; ``keep`` keeps the reader's window and zoom mode from the previous image. */
-  show(info, pixels) {
-    this.info = info;
-    this.pixels = pixels;
-    this.presets = info.display.presets || [];
-    this.view.setImage(pixels.width, pixels.height);
+  /** Show a cache entry through its opening window (already drawn on the entry's canvas), fitted. */
+  show(entry) {
+    this.entry = entry;
+    this.info = entry.info;
+    this.pixels = entry.pixels;
+    this.presets = entry.info.display.presets || [];
+    this.view.setImage(entry.pixels.width, entry.pixels.height, entry.canvas);
     this.view.resize();
     this.view.fit();
     this.reset(false);
+    this.windowDirty = entry.key !== windowKey(this.center, this.width, this.invert);
     this.renderNow();
   }
 
@@ -69,8 +91,8 @@ export class Display {
 
   /** The first DICOM window of the file, else "auto". */
   reset(redraw = true) {
-    const first = this.presets.find((p) => p.name.startsWith("DICOM")) || this.preset("auto") || this.presets[0];
-    if (first) this.setWindow(first.center, first.width, false);
+    const first = openingWindow(this.presets);
+    this.setWindow(first.center, first.width, false);
     this.invert = false;
     if (redraw) this.render();
   }
@@ -116,6 +138,7 @@ export class Display {
     if (!this.pixels) return;
     if (this.windowDirty) {
       renderWindow(this.pixels, this.view.source, this.center, this.width, this.invert);
+      this.entry.key = windowKey(this.center, this.width, this.invert);
       this.windowDirty = false;
     }
     this.view.draw(this.overlay);

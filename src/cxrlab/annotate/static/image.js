@@ -1,4 +1,5 @@
 // Display data at full bit depth: the service's rendition as little-endian uint16 rows, windowed here.
+// (GET /api/images/{id}/pixels: the same rows as ``display?format=raw``, served from a file made once.)
 // A 16-bit PNG drawn on a canvas is cut to 8 bits by the browser, so the raw rows are fetched instead and
 // every window / level change maps the 16-bit values through a fresh 65,536-entry table.
 
@@ -6,7 +7,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The rendition's pixels of an image (``info`` is GET /api/images/{id}). */
 export async function loadPixels(info, signal) {
-  const response = await fetch(info.display.raw, { credentials: "same-origin", signal });
+  const response = await fetch(`/api/images/${info.id}/pixels`, { credentials: "same-origin", signal });
   if (!response.ok) throw new Error(`image ${info.id}: display data answered ${response.status}`);
   const width = Number(response.headers.get("X-Width"));
   const height = Number(response.headers.get("X-Height"));

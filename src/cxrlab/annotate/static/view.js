@@ -5,7 +5,7 @@ export class View {
   constructor(canvas) {
     this.canvas = canvas;
     this.context = canvas.getContext("2d");
-    this.source = document.createElement("canvas"); // the windowed image at its own size
+    this.source = null; // a canvas of the image's size: its windowed pixels
     this.width = 0;
     this.height = 0;
     this.scale = 1;
@@ -13,11 +13,11 @@ export class View {
     this.offsetY = 0;
   }
 
-  setImage(width, height) {
+  /** The image to show: ``source`` is a canvas of its size holding the windowed pixels. */
+  setImage(width, height, source) {
     this.width = width;
     this.height = height;
-    this.source.width = width;
-    this.source.height = height;
+    this.source = source;
   }
 
   resize() {

@@ -88,7 +88,7 @@ async function go(index) {
   history.replaceState(null, "", `?project=${state.project.id}&image=${task.image_id}`);
   const [entry] = await Promise.all([cache.get(task.image_id), state.editor.load(task.image_id)]);
   if (state.tasks[state.index] !== task) return; // the reader moved on meanwhile
-  state.display.show(entry.info, entry.pixels);
+  state.display.show(entry);
   const ms = performance.now() - started;
   state.timings.push(ms);
   document.dispatchEvent(new CustomEvent("cxr:drawn", { detail: { imageId: task.image_id, ms } }));
