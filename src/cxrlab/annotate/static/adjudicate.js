@@ -179,7 +179,7 @@ function press(event) {
 function moveDrag(event) {
   const d = state.drag;
   if (!d) return;
-  const { width, height } = state.display.pixels;
+  const { width, height } = state.display.size;
   const [ix, iy] = state.display.view.toImage(...state.display.view.eventPoint(event));
   if (d.kind === "draw") d.box = [d.from[0], d.from[1], ix, iy];
   else if (d.kind === "move") {
@@ -199,7 +199,7 @@ async function release(event) {
   const d = state.drag;
   state.drag = null;
   if (!d) return;
-  const { width, height } = state.display.pixels;
+  const { width, height } = state.display.size;
   if (d.kind !== "draw") {
     d.f.box = normalBox(d.f.box, width, height) || d.before;
     if (!sameBox(d.f.box, d.before)) save();

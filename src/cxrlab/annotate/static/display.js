@@ -6,6 +6,7 @@ import { loadPixels, renderWindow } from "/ui/image.js";
 import { View } from "/ui/view.js";
 
 const CACHE_SIZE = 3;
+const HALVED_ABOVE = 1400; // px: a larger image opens at level 1 (halved), full resolution on zoom
 
 /** The window an image opens with: its first DICOM window, else "auto". */
 export function openingWindow(presets) {
@@ -18,13 +19,14 @@ const windowKey = (center, width, invert) => `${center}/${width}/${invert}`;
 /** Fetch an image and draw it through its opening window on a canvas of its own, ahead of showing it. */
 async function prepare(imageId) {
   const info = await api.get(`/api/images/${imageId}`);
-  const pixels = await loadPixels(info);
+  const level = Math.max(info.width, info.height) > HALVED_ABOVE ? 1 : 0;
+  const pixels = await loadPixels(info, level);
   const canvas = document.createElement("canvas");
   canvas.width = pixels.width;
   canvas.height = pixels.height;
   const { center, width } = openingWindow(info.display.presets || []);
   renderWindow(pixels, canvas, center, width, false);
-  return { info, pixels, canvas, key: windowKey(center, width, false) };
+  return { info, pixels, canvas, level, key: windowKey(center, width, false), full: null };
 }
 
 export class ImageCache {
@@ -32,7 +34,7 @@ export class ImageCache {
     this.entries = new Map();
   }
 
-  /** {info, pixels, canvas, key} of an image, fetched and drawn once; the oldest entries are dropped. */
+  /** {info, pixels, canvas, level, key} of an image, fetched and drawn once; the oldest are dropped. */
   get(imageId) {
     if (!this.entries.has(imageId)) {
       const promise = prepare(imageId);
@@ -77,7 +79,8 @@ export class Display {
     this.info = entry.info;
     this.pixels = entry.pixels;
     this.presets = entry.info.display.presets || [];
-    this.view.setImage(entry.pixels.width, entry.pixels.height, entry.canvas);
+    this.size = { width: entry.info.width, height: entry.info.height }; // original pixels, for boxes
+    this.view.setImage(entry.info.width, entry.info.height, entry.canvas);
     this.view.resize();
     this.view.fit();
     this.reset(false);
@@ -134,8 +137,32 @@ export class Display {
     });
   }
 
+  get fullResolution() {
+    return Boolean(this.entry) && this.entry.level === 0;
+  }
+
+  /** Zoomed past a halved image's own pixels: fetch the full resolution once, then draw from it. */
+  sharpen() {
+    const entry = this.entry;
+    if (entry.level === 0 || entry.full || this.view.scale * entry.info.width <= entry.pixels.width) return;
+    entry.full = loadPixels(entry.info, 0).then((full) => {
+      const canvas = document.createElement("canvas");
+      canvas.width = full.width;
+      canvas.height = full.height;
+      Object.assign(entry, { pixels: full, canvas, level: 0, key: null });
+      if (this.entry === entry) {
+        this.pixels = full;
+        this.view.source = canvas;
+        this.windowDirty = true;
+        this.render();
+      }
+    });
+    entry.full.catch(() => (entry.full = null));
+  }
+
   renderNow() {
     if (!this.pixels) return;
+    this.sharpen();
     if (this.windowDirty) {
       renderWindow(this.pixels, this.view.source, this.center, this.width, this.invert);
       this.entry.key = windowKey(this.center, this.width, this.invert);

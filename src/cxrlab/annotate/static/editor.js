@@ -83,7 +83,7 @@ export class BoxEditor {
     const d = this.drag;
     if (!d) return false;
     const [ix, iy] = this.view.toImage(...this.view.eventPoint(event));
-    const { width, height } = this.display.pixels;
+    const { width, height } = this.display.size;
     if (d.kind === "draw") {
       d.box = [d.from[0], d.from[1], ix, iy];
     } else if (d.kind === "move") {
@@ -104,7 +104,7 @@ export class BoxEditor {
     const d = this.drag;
     this.drag = null;
     if (!d) return false;
-    const { width, height } = this.display.pixels;
+    const { width, height } = this.display.size;
     if (d.kind === "draw") {
       const box = d.box && normalBox(d.box, width, height);
       this.display.render();

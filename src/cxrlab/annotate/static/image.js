@@ -5,9 +5,9 @@
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** The rendition's pixels of an image (``info`` is GET /api/images/{id}). */
-export async function loadPixels(info, signal) {
-  const response = await fetch(`/api/images/${info.id}/pixels`, { credentials: "same-origin", signal });
+/** The rendition's pixels of an image (``info`` is GET /api/images/{id}); level 1 is halved. */
+export async function loadPixels(info, level = 0) {
+  const response = await fetch(`/api/images/${info.id}/pixels?level=${level}`, { credentials: "same-origin" });
   if (!response.ok) throw new Error(`image ${info.id}: display data answered ${response.status}`);
   const width = Number(response.headers.get("X-Width"));
   const height = Number(response.headers.get("X-Height"));

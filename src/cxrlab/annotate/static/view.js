@@ -75,7 +75,7 @@ export class View {
     c.setTransform(1, 0, 0, 1, 0, 0);
     c.fillStyle = "#000";
     c.fillRect(0, 0, this.canvas.width, this.canvas.height);
-    c.imageSmoothingEnabled = this.scale < 1;
+    c.imageSmoothingEnabled = (this.scale * this.width) / this.source.width < 1; // exact pixels when enlarged
     c.drawImage(this.source, this.offsetX, this.offsetY, this.width * this.scale, this.height * this.scale);
     if (overlay) overlay(c);
   }
