@@ -310,6 +310,28 @@ def test_same_origin_only_csrf_refused_and_a_stale_write_reloads(site: dict[str,
         assert page.evaluate("window.cxrViewer.state.editor.boxes()[0].box") == [50, 50, 130, 130]
         assert len(client.get(f"/api/images/{image_id}/annotations").json()) == 1
 
+        # Move the box by its body, resize it by a corner, relabel it by type-ahead: each change stored.
+        s = view_state(page)
+        rect = page.locator("#canvas").bounding_box()
+
+        def screen(x: float, y: float) -> tuple[float, float]:
+            return rect["x"] + s["ox"] + x * s["scale"], rect["y"] + s["oy"] + y * s["scale"]
+
+        drag(page, screen(90, 90), screen(110, 100))
+        page.wait_for_function(SAVED)
+        drag(page, screen(150, 140), screen(170, 180))  # the bottom-right corner, now at (150, 140)
+        page.wait_for_function(SAVED)
+        page.keyboard.press("e")
+        page.keyboard.type("pneumot")
+        page.keyboard.press("Enter")
+        page.wait_for_function(SAVED)
+        (mark,) = client.get(f"/api/images/{image_id}/annotations").json()
+        assert mark["label"] == "Pneumothorax"
+        assert np.allclose(mark["box"], [70, 60, 170, 180], atol=0.6), mark["box"]
+        # Nothing of the page spills over at 1280 x 800.
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        assert page.evaluate("document.documentElement.scrollHeight <= innerHeight")
+
         # Keyboard help, presets and invert change what is shown.
         page.keyboard.press("?")
         assert page.is_visible("dialog#help")
