@@ -44,7 +44,15 @@ def site() -> Iterator[dict[str, Any]]:
     port = free_port()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield {"db": db, "cache": cache, "port": port, "trial": trial, "browser": browser, "log": tmp / "log"}
+        yield {
+            "db": db,
+            "cache": cache,
+            "port": port,
+            "trial": trial,
+            "browser": browser,
+            "log": tmp / "log",
+            "phantom": root,
+        }
         browser.close()
     holder.cleanup()
 
@@ -60,7 +68,7 @@ def new_page(site: dict[str, Any], base: str, seen: list[str]) -> Any:
     # bypass_csp: Playwright's own wait_for_function evaluates strings, which the pages' policy forbids.
     context = site["browser"].new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)  # a loaded 2-core machine
     page.on("request", lambda r: seen.append(r.url))
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -380,11 +388,18 @@ def test_admin_pages(site: dict[str, Any]) -> None:
         page.click("[data-tab=users]")
         page.fill("input[name=name]", "newreader")
         page.fill("input[name=password]", PASSWORD)
-        page.click("button:has-text('Add user')")
-        page.wait_for_selector("text=user newreader added")
+        page.click("form button[type=submit]")
+        page.wait_for_selector("#notice:has-text('user newreader added')")
+        assert "newreader" in page.inner_text("table.data")
         page.click("[data-tab=import]")
         page.wait_for_selector("section.card h2:has-text('Progress')")
         assert f"test: {trial.images}" in page.inner_text("main")
+        page.fill("input[name=source]", str(site["phantom"] / "test"))
+        page.click("form button[type=submit]")
+        page.wait_for_selector("#notice")
+        added = len(list((site["phantom"] / "test").glob("*.dicom")))
+        assert page.inner_text("#notice").startswith(f"{added} added"), page.inner_text("#notice")
+        assert f"test: {trial.images + added}" in page.inner_text("main")  # the progress, drawn again
         page.click("[data-tab=agreement]")
         page.wait_for_selector("section.card h2:has-text('Agreement')")
         assert "Fleiss kappa" in page.inner_text("section.card")

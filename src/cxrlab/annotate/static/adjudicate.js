@@ -5,8 +5,8 @@
 import { api, el, header, param, session } from "/ui/api.js";
 import { Display, helpDialog, ImageCache, WINDOW_KEYS } from "/ui/display.js";
 import { Picker } from "/ui/picker.js";
-import { Saver } from "/ui/save.js";
-import { handleAt, inside, normalBox, strokeBox } from "/ui/view.js";
+import { Saver, savingState } from "/ui/save.js";
+import { draggedBox, handleAt, inside, normalBox, strokeBox } from "/ui/view.js";
 
 const READER_COLOURS = ["#4dabf7", "#ff6b6b", "#69db7c", "#ffd43b", "#da77f2", "#ffa94d", "#3bc9db", "#f783ac"];
 const FUSION = "#ffffff";
@@ -182,16 +182,7 @@ function moveDrag(event) {
   const { width, height } = state.display.size;
   const [ix, iy] = state.display.view.toImage(...state.display.view.eventPoint(event));
   if (d.kind === "draw") d.box = [d.from[0], d.from[1], ix, iy];
-  else if (d.kind === "move") {
-    const dx = Math.max(-d.before[0], Math.min(width - d.before[2], ix - d.from[0]));
-    const dy = Math.max(-d.before[1], Math.min(height - d.before[3], iy - d.from[1]));
-    d.f.box = [d.before[0] + dx, d.before[1] + dy, d.before[2] + dx, d.before[3] + dy];
-  } else {
-    const box = d.before.slice();
-    box[d.handle[0]] = ix;
-    box[d.handle[1]] = iy;
-    d.f.box = normalBox(box, width, height) || d.f.box;
-  }
+  else d.f.box = draggedBox(d, ix, iy, width, height) || d.f.box;
   state.display.render();
 }
 
@@ -243,18 +234,6 @@ function onKey(event, help) {
   event.preventDefault();
 }
 
-function indicator() {
-  const text = el("span", { id: "save-state", "data-state": "saved" }, "✓ saved");
-  const retry = el("button", { type: "button", id: "retry", hidden: true, onclick: () => state.saver.retry() }, "Retry");
-  const show = (kind, message) => {
-    text.dataset.state = kind;
-    text.textContent = { saved: "✓ saved", saving: "saving…", failed: "save failed", stale: "reloaded" }[kind];
-    text.title = message || "";
-    retry.hidden = kind !== "failed";
-  };
-  return { node: el("span", { class: "save" }, text, retry), show };
-}
-
 async function main() {
   const user = await session();
   const projectId = Number(param("project"));
@@ -262,7 +241,7 @@ async function main() {
   const queue = await api.get(`/api/projects/${projectId}/queue`);
   state.tasks = queue.tasks.filter((t) => t.kind === "adjudicate");
   const canvas = document.getElementById("canvas");
-  const saving = indicator();
+  const saving = savingState(() => state.saver.retry());
   state.saver = new Saver(saving.show, async (context) => {
     if (context.imageId === state.imageId) await go(state.index); // stale: show what is stored
   });

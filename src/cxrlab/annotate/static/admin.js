@@ -2,7 +2,7 @@
 // One page with tabs; every action is an API call of the admin routes (CSRF header included by api.js).
 import { api, el, header, session } from "/ui/api.js";
 
-const state = { projects: [], project: null, tab: "project", renders: 0 };
+const state = { projects: [], project: null, tab: "project", renders: 0, notice: null };
 const root = () => document.getElementById("admin");
 
 function table(columns, rows) {
@@ -19,7 +19,8 @@ function cell(value) {
   return el("td", {}, value == null ? "–" : String(value));
 }
 
-/** A form whose submit calls ``action(values)``; the answer or the error is shown under it. */
+/** A form whose submit calls ``action(values)``: its answer is shown above the page drawn again (with the
+ * change in it), an error under the form (whose values stay for a correction). */
 function form(fields, submitText, action) {
   const message = el("p", { class: "message" });
   const node = el(
@@ -36,7 +37,8 @@ function form(fields, submitText, action) {
     message.className = "message";
     message.textContent = "working…";
     try {
-      message.textContent = (await action(values)) || "done";
+      state.notice = (await action(values)) || "done";
+      await show();
     } catch (exc) {
       message.className = "message error";
       message.textContent = exc.message;
@@ -54,7 +56,8 @@ async function projectTab() {
       "Create",
       async (v) => {
         const made = await api.post("/api/projects", { name: v.name, labels: v.labels, readers: Number(v.readers), test_readers: Number(v.test_readers) });
-        await load(made.id);
+        state.projects = await api.get("/api/projects");
+        state.project = await api.get(`/api/projects/${made.id}`);
         return `project ${made.name} created`;
       },
     ),
@@ -68,7 +71,6 @@ async function projectTab() {
       table([["user", "user"], ["role", "role"], ["pseudonym", "reader id in exports"]], members),
       form([["user", "user name", { required: true }]], "Add member", async (v) => {
         const added = await api.post(`/api/projects/${p.id}/members`, { user: v.user });
-        setTimeout(show, 800);
         return `${added.user} added as ${added.pseudonym}`;
       }),
     );
@@ -87,7 +89,6 @@ async function usersTab() {
       "Add user",
       async (v) => {
         const made = await api.post("/api/users", v);
-        setTimeout(show, 800);
         return `user ${made.name} added`;
       },
     ),
@@ -115,7 +116,6 @@ async function importTab() {
     el("p", { class: "muted" }, "A folder on the server: DICOMs, NIH PNGs, or a tables folder. Originals are referenced, never copied."),
     form([["source", "folder on the server", { required: true, size: 60 }], ["split", "split (else from the folder names)"]], "Import", async (v) => {
       const report = await api.post(`/api/projects/${p.id}/import`, { source: v.source, split: v.split || null });
-      setTimeout(show, 1500);
       const problems = report.problem_list.length ? ` · problems: ${report.problem_list.join("; ")}` : "";
       return `${report.added} added, ${report.already_there} already there, ${report.assignments} tasks assigned${problems}`;
     }),
@@ -187,7 +187,9 @@ async function show() {
   const tabs = el("nav", { class: "tabs" }, ...TABS.map(([key, title]) => el("button", { type: "button", class: key === state.tab ? "on" : "", "data-tab": key, onclick: () => ((state.tab = key), show()) }, title)), el("span", { class: "sep" }), picker);
   const body = needsProject && !state.project ? [el("p", {}, "Create a project first.")] : await TABS.find(([key]) => key === state.tab)[2]();
   if (ticket !== state.renders) return;
-  root().replaceChildren(tabs, el("section", { class: "card" }, ...body));
+  const notice = state.notice ? el("p", { id: "notice", class: "notice" }, state.notice) : null;
+  state.notice = null;
+  root().replaceChildren(tabs, el("section", { class: "card" }, notice, ...body));
 }
 
 async function load(projectId) {

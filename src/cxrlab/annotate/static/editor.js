@@ -2,7 +2,7 @@
 // mouse and keys, image-level labels ticked; every change is queued on the autosave as one API write.
 // Boxes live in original image pixels; the screen only ever sees them through the view's transform.
 import { api } from "/ui/api.js";
-import { handleAt, inside, normalBox, strokeBox } from "/ui/view.js";
+import { draggedBox, handleAt, inside, normalBox, strokeBox } from "/ui/view.js";
 
 const PALETTE = ["#ffd43b", "#4dabf7", "#ff6b6b", "#69db7c", "#da77f2", "#ffa94d", "#3bc9db", "#f783ac"];
 
@@ -84,18 +84,8 @@ export class BoxEditor {
     if (!d) return false;
     const [ix, iy] = this.view.toImage(...this.view.eventPoint(event));
     const { width, height } = this.display.size;
-    if (d.kind === "draw") {
-      d.box = [d.from[0], d.from[1], ix, iy];
-    } else if (d.kind === "move") {
-      const dx = Math.max(-d.before[0], Math.min(width - d.before[2], ix - d.from[0]));
-      const dy = Math.max(-d.before[1], Math.min(height - d.before[3], iy - d.from[1]));
-      d.mark.box = [d.before[0] + dx, d.before[1] + dy, d.before[2] + dx, d.before[3] + dy];
-    } else {
-      const box = d.before.slice();
-      box[d.handle[0]] = ix;
-      box[d.handle[1]] = iy;
-      d.mark.box = normalBox(box, width, height) || d.mark.box;
-    }
+    if (d.kind === "draw") d.box = [d.from[0], d.from[1], ix, iy];
+    else d.mark.box = draggedBox(d, ix, iy, width, height) || d.mark.box;
     this.display.render();
     return true;
   }

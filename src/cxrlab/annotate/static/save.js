@@ -2,6 +2,20 @@
 // The state shows saved / saving / failed. A failed request (network, server error) stays at the head of the
 // queue until the reader presses retry; a 409 (changed meanwhile) or a refused write reloads the image's
 // marks from the service, so the screen shows what is stored, and the state says "reloaded" until the next save.
+import { el } from "/ui/api.js";
+
+/** The visible state of the autosave: saved / saving… / save failed (with Retry) / reloaded. */
+export function savingState(retry) {
+  const text = el("span", { id: "save-state", "data-state": "saved" }, "✓ saved");
+  const button = el("button", { type: "button", id: "retry", hidden: true, onclick: retry }, "Retry");
+  const show = (kind, message) => {
+    text.dataset.state = kind;
+    text.textContent = { saved: "✓ saved", saving: "saving…", failed: "save failed", stale: "reloaded" }[kind];
+    text.title = message || "";
+    button.hidden = kind !== "failed";
+  };
+  return { node: el("span", { class: "save" }, text, button), show };
+}
 
 export class Saver {
   constructor(onState, onStale) {

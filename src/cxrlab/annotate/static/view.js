@@ -91,6 +91,21 @@ export function normalBox(box, width, height) {
   return x1 - x0 >= 1 && y1 - y0 >= 1 ? [round(x0), round(y0), round(x1), round(y1)] : null;
 }
 
+/** The box a move or resize drag gives at image point (ix, iy): ``drag.before`` is the box when it started,
+ * ``drag.from`` the point grabbed (a move stays inside the image), ``drag.handle`` the corner (a resize). */
+export function draggedBox(drag, ix, iy, width, height) {
+  const b = drag.before;
+  if (drag.kind === "move") {
+    const dx = Math.max(-b[0], Math.min(width - b[2], ix - drag.from[0]));
+    const dy = Math.max(-b[1], Math.min(height - b[3], iy - drag.from[1]));
+    return [b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy];
+  }
+  const box = b.slice();
+  box[drag.handle[0]] = ix;
+  box[drag.handle[1]] = iy;
+  return normalBox(box, width, height);
+}
+
 export function inside(box, x, y) {
   return x >= box[0] && x <= box[2] && y >= box[1] && y <= box[3];
 }

@@ -4,7 +4,7 @@ import { api, el, header, param, session } from "/ui/api.js";
 import { Display, helpDialog, ImageCache, WINDOW_KEYS } from "/ui/display.js";
 import { BoxEditor, labelColour } from "/ui/editor.js";
 import { Picker } from "/ui/picker.js";
-import { Saver } from "/ui/save.js";
+import { Saver, savingState } from "/ui/save.js";
 
 const KEYS = [
   ["B / W / P", "tool: box, window, pan"],
@@ -23,18 +23,6 @@ const KEYS = [
 
 const state = { tool: "box", tasks: [], index: -1, timings: [], space: false };
 const cache = new ImageCache();
-
-function saveIndicator() {
-  const text = el("span", { id: "save-state", "data-state": "saved" }, "saved");
-  const retry = el("button", { type: "button", id: "retry", hidden: true, onclick: () => state.saver.retry() }, "Retry");
-  const show = (kind, message) => {
-    text.dataset.state = kind;
-    text.textContent = { saved: "✓ saved", saving: "saving…", failed: "save failed", stale: "reloaded" }[kind];
-    text.title = message || "";
-    retry.hidden = kind !== "failed";
-  };
-  return { node: el("span", { class: "save" }, text, retry), show };
-}
 
 function progressText() {
   const done = state.tasks.filter((t) => t.status === "done").length;
@@ -183,7 +171,7 @@ async function main() {
   const queue = await api.get(`/api/projects/${projectId}/queue`);
   state.tasks = queue.tasks.filter((t) => t.kind === "read");
   const canvas = document.getElementById("canvas");
-  state.indicator = saveIndicator();
+  state.indicator = savingState(() => state.saver.retry());
   state.saver = new Saver(state.indicator.show, async (context) => {
     if (context.imageId === state.editor.imageId) await state.editor.load(context.imageId);
     state.display.render();
