@@ -97,6 +97,7 @@ def create_app(database: Database, *, secure_cookies: bool = False) -> FastAPI:
     """The service on ``database``; renditions cached under ``database.cache_dir``."""
     from cxrlab.annotate.routes import router
     from cxrlab.annotate.routes_admin import admin_router
+    from cxrlab.annotate.ui import mount_ui
 
     cache = RenditionCache(database.cache_dir)
 
@@ -117,6 +118,7 @@ def create_app(database: Database, *, secure_cookies: bool = False) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.include_router(router)
     app.include_router(admin_router)
+    mount_ui(app)
 
     @app.exception_handler(AnnotateError)
     async def _service_error(_: Request, exc: AnnotateError) -> JSONResponse:

@@ -1,0 +1,16 @@
+// Login: the session cookie is set by the service (HttpOnly); the page goes where it was sent from.
+import { api, param } from "/ui/api.js";
+
+const form = document.getElementById("login");
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const error = document.getElementById("error");
+  error.textContent = "";
+  try {
+    await api.post("/api/login", { name: form.name.value, password: form.password.value });
+    const next = param("next");
+    location.href = next && next.startsWith("/ui/") ? next : "/ui/home.html";
+  } catch (exc) {
+    error.textContent = exc.message;
+  }
+});
