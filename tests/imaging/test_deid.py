@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from conftest import realdata_path
 from cxrlab.imaging.deid import JOURNAL, OUTPUT_SUFFIX, deid, output_name
 from cxrlab.imaging.deid_profile import PROFILE_DIR, ProfileOptions
-from cxrlab.imaging.tags import phi_check
+from cxrlab.imaging.tags import phi_check, phi_in_dataset
 
 FILE_META_KEPT = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 
@@ -162,16 +162,24 @@ def test_basic_no_attribute_of_the_table_keeps_an_original_value(hospital: Path,
     assert assert_no_original_value(sources, sorted(out.glob("*.dicom"))) > 100
 
 
-def test_basic_passes_phi_check_but_for_the_patient_pseudonym(basic_run: Any) -> None:
-    # phi-check calls any non-empty Patient ID identifying; the basic profile writes the keyed pseudonym
-    # there (PS3.15 allows a dummy for Z/D) so that a patient's images stay linked
-    _, rows, out = basic_run
+def test_basic_passes_phi_check(basic_run: Any) -> None:
+    # the basic profile writes the keyed pseudonym as Patient ID (PS3.15 allows a dummy for Z/D) so that a
+    # patient's images stay linked; phi-check accepts it because Patient Identity Removed says YES
+    _, _, out = basic_run
     findings, unreadable, checked = phi_check(out)
     assert not unreadable and checked == 14
-    assert {f.keyword for f in findings} == {"PatientID"}
-    assert {f.value for f in findings} <= {r["patient_pseudonym"][:47] for r in rows} | {
-        r["patient_pseudonym"] for r in rows
-    }
+    assert findings == []
+    assert all(pydicom.dcmread(p).PatientID for p in out.glob("*.dicom"))
+
+
+def test_phi_check_flags_a_patient_id_that_is_not_a_declared_pseudonym(basic_run: Any) -> None:
+    _, _, out = basic_run
+    ds = pydicom.dcmread(next(out.glob("*.dicom")))
+    ds.PatientIdentityRemoved = "NO"
+    assert {f.keyword for f in phi_in_dataset(ds)} == {"PatientID"}
+    ds.PatientIdentityRemoved = "YES"
+    ds.PatientID = "MRN-0042"
+    assert {f.keyword for f in phi_in_dataset(ds)} == {"PatientID"}
 
 
 @pytest.mark.parametrize("run", ["vindr_run", "basic_run"])

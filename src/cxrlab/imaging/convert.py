@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import UsageError
+from cxrlab.imaging.journal import changed_settings, read_journal, source_unchanged, write_settings
 from cxrlab.imaging.lock import folder_lock
 from cxrlab.imaging.manifest import manifest_frame, write_manifest
 from cxrlab.imaging.pipeline import FORMATS, ConvertOptions, convert_file, encode_image
@@ -159,45 +159,19 @@ def _with_image_columns(table: pd.DataFrame) -> pd.DataFrame:
 
 def _check_settings(out: Path, options: ConvertOptions) -> None:
     settings = options.settings()
-    path = out / SETTINGS
-    if path.is_file():
-        try:
-            previous = json.loads(path.read_text())
-        except ValueError:
-            previous = None
-        if previous is not None and previous != settings:
-            changed = sorted(k for k in settings if previous.get(k) != settings[k])
-            raise UsageError(
-                f"{out} holds a conversion made with other settings ({', '.join(changed)} differ); "
-                "convert into a new folder, or delete it first"
-            )
-    write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
-
-
-def _read_journal(path: Path) -> dict[str, dict[str, Any]]:
-    """Latest record per image id; a line cut short by a crash is ignored."""
-    records: dict[str, dict[str, Any]] = {}
-    if not path.is_file():
-        return records
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and "image_id" in record:
-                records[str(record["image_id"])] = record
-    return records
+    changed = changed_settings(out / SETTINGS, settings)
+    if changed:
+        raise UsageError(
+            f"{out} holds a conversion made with other settings ({', '.join(changed)} differ); "
+            "convert into a new folder, or delete it first"
+        )
+    write_settings(out / SETTINGS, settings)
 
 
 def _is_done(task: Task, record: dict[str, Any] | None) -> bool:
     if not record or record.get("status") != "ok" or not Path(task.output).is_file():
         return False
-    try:
-        stat = Path(task.source).stat()
-    except OSError:
-        return False
-    return record.get("source_bytes") == stat.st_size and record.get("source_mtime_ns") == stat.st_mtime_ns
+    return source_unchanged(record, task.source)
 
 
 # ---------------------------------------------------------------- the whole conversion
@@ -236,7 +210,7 @@ def convert(
     with folder_lock(out):
         _check_settings(out, options)
         result = _run(tasks, out, options, workers, cluster, progress, on_failure)
-        manifest = _manifest(tasks, _read_journal(out / JOURNAL), out)
+        manifest = _manifest(tasks, read_journal(out / JOURNAL), out)
         result.manifest = write_manifest(manifest, out)
         if table_findings is not None:
             result.tables = _write_tables(out, manifest, images, table_findings)
@@ -255,7 +229,7 @@ def _run(tasks: list[Task], out: Path, options: ConvertOptions, workers: int, cl
          progress: bool, on_failure: Callable[[dict[str, Any]], None] | None) -> ConvertResult:  # fmt: skip
     """Convert the tasks not done yet, journaling each record as it arrives."""
     journal_path = out / JOURNAL
-    previous = _read_journal(journal_path)
+    previous = read_journal(journal_path)
     pending = [t for t in tasks if not _is_done(t, previous.get(t.image_id))]
     result = ConvertResult(total=len(tasks), skipped=len(tasks) - len(pending))
     with open(journal_path, "a", encoding="utf-8") as journal, maybe_progress(progress) as bar:

@@ -49,7 +49,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from cxrlab.atomic import atomic_path, write_text_atomic
+from cxrlab.atomic import atomic_path
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.imaging.decoders import infer_transfer_syntax
 from cxrlab.imaging.deid_profile import (
@@ -60,6 +60,7 @@ from cxrlab.imaging.deid_profile import (
     table_digest,
     table_edition,
 )
+from cxrlab.imaging.journal import changed_settings, read_journal, source_unchanged, write_settings
 from cxrlab.imaging.runner import Task, run_tasks
 from cxrlab.progress import maybe_progress
 
@@ -299,42 +300,17 @@ def collect_tasks(src: str | Path, out: str | Path, keys: Pseudonymizer, exclude
 
 def _check_settings(out: Path, options: DeidOptions) -> None:
     settings = options.settings()
-    path = out / SETTINGS
-    if path.is_file():
-        try:
-            previous = json.loads(path.read_text())
-        except ValueError:
-            previous = None
-        if previous == settings:
-            return
-        if isinstance(previous, dict):
-            changed = sorted(k for k in settings if previous.get(k) != settings[k])
-            what = (
-                "another secret"
-                if changed == ["secret_fingerprint"]
-                else f"other settings ({', '.join(changed)})"
-            )
-            raise UsageError(
-                f"{out} holds files de-identified with {what}; use a new output folder, or the same settings"
-            )
-    write_text_atomic(
-        path, json.dumps(settings, indent=2, sort_keys=True) + "\n", temp_name=f".{SETTINGS}.tmp"
-    )
-
-
-def _read_journal(path: Path) -> dict[str, Record]:
-    """Latest record per task id; a line cut short by a crash is ignored."""
-    records: dict[str, Record] = {}
-    if path.is_file():
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict) and "image_id" in record:
-                    records[str(record["image_id"])] = record
-    return records
+    changed = changed_settings(out / SETTINGS, settings)
+    if changed:
+        what = (
+            "another secret"
+            if changed == ["secret_fingerprint"]
+            else f"other settings ({', '.join(changed)})"
+        )
+        raise UsageError(
+            f"{out} holds files de-identified with {what}; use a new output folder, or the same settings"
+        )
+    write_settings(out / SETTINGS, settings)
 
 
 def _journal_line(record: Record) -> str:
@@ -346,11 +322,7 @@ def _journal_line(record: Record) -> str:
 def _is_done(task: Task, record: Record | None, out: Path) -> bool:
     if not record or record.get("status") != "ok" or not (out / str(record.get("output", ""))).is_file():
         return False
-    try:
-        stat = Path(task.source).stat()
-    except OSError:
-        return False
-    return record.get("source_bytes") == stat.st_size and record.get("source_mtime_ns") == stat.st_mtime_ns
+    return source_unchanged(record, task.source)
 
 
 # ---------------------------------------------------------------- the whole run
@@ -400,7 +372,7 @@ def deid(
     for stray in out.glob(f".*{OUTPUT_SUFFIX}.*.tmp"):  # left by a killed run (their names hold its pid)
         stray.unlink(missing_ok=True)
     journal_path = out / JOURNAL
-    previous = _read_journal(journal_path)
+    previous = read_journal(journal_path)
     pending = [t for t in tasks if not _is_done(t, previous.get(t.image_id), out)]
     for task in pending:  # a redone file's earlier output is stale: it goes, and comes back if still valid
         earlier = previous.get(task.image_id) or {}
@@ -429,7 +401,7 @@ def deid(
 
         run_tasks(deid_file, pending, options, workers=workers, cluster=cluster, on_result=on_result)
 
-    final = _read_journal(journal_path)
+    final = read_journal(journal_path)
     done = [t for t in tasks if (final.get(t.image_id) or {}).get("status") == "ok"]
     for task in done:
         result.counts.update(final[task.image_id].get("counts") or {})

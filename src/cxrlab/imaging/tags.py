@@ -3,6 +3,7 @@ any tag that could identify a patient (a de-identified release such as VinDr-CXR
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ IDENTIFYING_KEYWORDS = frozenset(
 )  # fmt: skip
 """Tags of PS3.15's basic de-identification profile that name or point to a person or a place."""
 DATE_TIME_VRS = frozenset({"DA", "DT", "TM"})
+PSEUDONYM = re.compile(r"[0-9A-F]{24}")
+"""The Patient ID ``cxrlab deid`` writes: 24 hex digits of a keyed HMAC, meaningless without the secret."""
 SUFFIXES = (".dcm", ".dicom")
 
 
@@ -56,10 +59,19 @@ def _walk(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, Any]]:
                 yield from _walk(item, f"{prefix}{element.keyword or element.tag}[{i}].")
 
 
+def _is_pseudonym(ds: Dataset, element: Any) -> bool:
+    """A Patient ID that a de-identification declared (Patient Identity Removed YES) and that has the form of
+    cxrlab's keyed pseudonym: it links a patient's images without naming the patient."""
+    declared = str(ds.get("PatientIdentityRemoved", "")).upper() == "YES"
+    return declared and element.keyword == "PatientID" and PSEUDONYM.fullmatch(str(element.value)) is not None
+
+
 def phi_in_dataset(ds: Dataset, file: str = "") -> list[PhiFinding]:
     """Every element of ``ds`` (sequences included) that could identify a patient, with the reason."""
     found: list[PhiFinding] = []
     for prefix, element in _walk(ds):
+        if not prefix and _is_pseudonym(ds, element):
+            continue
         keyword = element.keyword or ""
         name = f"{prefix}{keyword or 'private'}"
         tag = f"({element.tag.group:04X},{element.tag.element:04X})"

@@ -1,6 +1,6 @@
 """Phantom datasets: synthetic chest radiographs in the real VinDr-CXR and NIH ChestX-ray14 formats.
 
-``make_vindr`` and ``make_nih`` write every file of FORMATS.md (plus ``phantom_truth.csv``, the boxes as
+``make_vindr`` and ``make_nih`` write every file of docs/formats.md (plus ``phantom_truth.csv``, the boxes as
 drawn); ``make_hospital`` writes a hospital export full of fake patient information, to de-identify;
 ``render_chest`` draws one radiograph; ``write_dicom`` writes one DICOM in any syntax listed in
 ``TRANSFER_SYNTAXES``.

@@ -1,6 +1,6 @@
 """Render synthetic PA chest radiographs with lesions drawn exactly where their boxes say.
 
-Boxes are ``x_min, y_min, x_max, y_max`` in pixels of the rendered image, origin top-left (DESIGN.md).
+Boxes: ``x_min, y_min, x_max, y_max``, pixels of the rendered image, origin top-left (docs/conventions.md).
 The image is an *attenuation* map in [0, 1]: bone, soft tissue and lesions bright, air dark, as a
 MONOCHROME2 radiograph shows it. Writers turn it into stored values (and invert it for MONOCHROME1).
 

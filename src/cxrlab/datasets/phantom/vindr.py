@@ -1,6 +1,6 @@
 """A phantom VinDr-CXR: DICOMs with the real release's variety, three disagreeing readers, both layouts.
 
-Boxes are ``x_min, y_min, x_max, y_max`` in pixels of the DICOM, origin top-left (FORMATS.md). Every image is
+Boxes: ``x_min, y_min, x_max, y_max``, pixels of the DICOM, origin top-left (docs/formats.md). Every image is
 decided by ``(seed, image number)`` alone, so a run is byte-identical for a seed and the two layouts show the
 same images. DICOM attributes (syntax, photometric, bits, windows, ...) are dealt from seed-shuffled cycles,
 so even a dozen images cover each variant. ``phantom_truth.csv`` holds the boxes as drawn, before the
