@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_helpers import ModelData
+from model_helpers import ModelData, make_model_data
+
+
+@pytest.fixture(scope="module")
+def model_data(tmp_path_factory: pytest.TempPathFactory) -> ModelData:
+    return make_model_data(tmp_path_factory.mktemp("model-data"))
 
 
 def test_epoch_sampler_deals_one_order_to_the_ranks() -> None:
