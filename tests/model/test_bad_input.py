@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from model_helpers import CliResult, ModelData, run_cli, tiny_config
+from model_helpers import CliResult, ModelData, make_model_data, run_cli, tiny_config
+
+
+@pytest.fixture(scope="module")
+def model_data(tmp_path_factory: pytest.TempPathFactory) -> ModelData:
+    return make_model_data(tmp_path_factory.mktemp("model-data"))
 
 
 @pytest.fixture

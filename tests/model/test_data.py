@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_helpers import ModelData
+from model_helpers import ModelData, make_model_data
+
+
+@pytest.fixture(scope="module")
+def model_data(tmp_path_factory: pytest.TempPathFactory) -> ModelData:
+    return make_model_data(tmp_path_factory.mktemp("model-data"))
 
 
 def test_epoch_sampler_deals_one_order_to_the_ranks() -> None:
@@ -95,3 +100,24 @@ def test_settings_file_then_flags(tmp_path) -> None:  # type: ignore[no-untyped-
         resolve_config(path)
     with pytest.raises(UsageError, match="--image-size"):
         resolve_config(tables="t", images="i", out="o", image_size=8)
+
+
+def test_user_weights_load_into_the_grey_backbone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A torchvision classification state dict (3-channel stem, 1000 classes) loads; the stem becomes the sum
+    over its channels (the file's ImageNet classifier loads into the torchvision model but is never used)."""
+    import torchvision
+
+    from cxrlab.model.data import model_labels
+    from cxrlab.model.network import CxrNet, NetworkSpec
+
+    torch.manual_seed(5)
+    reference = torchvision.models.resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "r18.pt")
+    _, labels, boxes = model_labels("nih")
+    model = CxrNet(NetworkSpec("resnet18", labels, boxes, 64), weights=tmp_path / "r18.pt")
+    stem = model.detector.backbone.body.conv1.weight
+    assert stem.shape[1] == 1
+    assert torch.allclose(stem, reference.conv1.weight.sum(dim=1, keepdim=True))
+    deep = model.detector.backbone.body.get_submodule("layer4.1.conv2").weight
+    assert torch.equal(deep, reference.layer4[1].conv2.weight)
+    assert model.weights_loaded == len(reference.state_dict())

@@ -10,8 +10,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
-from model_helpers import ModelData, tiny_config
+from model_helpers import ModelData, make_model_data, tiny_config
 
 SCRIPT = textwrap.dedent(
     """
@@ -48,6 +49,11 @@ SCRIPT = textwrap.dedent(
     (side / f"writes{rank}.json").write_text(json.dumps(writes))
     """
 )
+
+
+@pytest.fixture(scope="module")
+def model_data(tmp_path_factory: pytest.TempPathFactory) -> ModelData:
+    return make_model_data(tmp_path_factory.mktemp("model-data"))
 
 
 def test_two_ranks_identical_weights_only_rank_0_writes(model_data: ModelData, tmp_path: Path) -> None:

@@ -14,10 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from model_helpers import ModelData, run_cli, tiny_config
+from model_helpers import ModelData, make_model_data, run_cli, tiny_config
 
 CLI = [sys.executable, "-m", "cxrlab.cli.main"]
 ENV = {**os.environ, "CXRLAB_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def model_data(tmp_path_factory: pytest.TempPathFactory) -> ModelData:
+    return make_model_data(tmp_path_factory.mktemp("model-data"))
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

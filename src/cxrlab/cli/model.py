@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from cxrlab.cli.common import console, err_console, print_json
+
+if TYPE_CHECKING:
+    from cxrlab.model.config import TrainConfig
 
 __all__ = ["evaluate_cmd", "predict_cmd", "train_cmd"]
 
@@ -32,6 +35,17 @@ def _print_history(history: list[dict[str, float]], best_epoch: int) -> None:
             f"{int(row['epoch'])}{mark}", *(f"{v:.4f}" for v in cells), f"{row['images_per_s']:.1f}"
         )
     console.print(table)
+
+
+def _resumed(run: Path, labels: str | None, epochs: int | None, threads: int | None) -> TrainConfig:
+    """The run's own settings; only --epochs (to extend it) and --threads may change on resume."""
+    from cxrlab.model.train import check_resume
+
+    cfg = check_resume(run, labels)
+    cfg.out = str(run)
+    cfg.epochs = epochs if epochs is not None else cfg.epochs
+    cfg.threads = threads if threads is not None else cfg.threads
+    return cfg
 
 
 def train_cmd(
@@ -72,39 +86,20 @@ def train_cmd(
     """Train the classifier + detector; checkpoints, metrics.csv, loss/metric plots, model card in the run."""
     from cxrlab.errors import UsageError
     from cxrlab.model.config import resolve_config
-    from cxrlab.model.train import check_resume, train
+    from cxrlab.model.train import train
 
     if resume is not None:
-        cfg = check_resume(resume, labels)
-        cfg.out = str(resume)
-        if epochs is not None:
-            cfg.epochs = epochs
-        if threads is not None:
-            cfg.threads = threads
+        cfg = _resumed(resume, labels, epochs, threads)
     else:
         if tables is None and config is None:
             raise UsageError("give TABLES (or a --config file naming them), or --resume RUN")
         cfg = resolve_config(
-            config,
-            tables=str(tables) if tables else None,
-            images=str(images) if images else None,
-            out=str(out) if out else None,
-            labels=labels,
-            arch=arch,
-            image_size=image_size,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            targets=targets,
-            boxes=boxes,
-            balanced=balanced,
-            val_fraction=val_fraction,
-            seed=seed,
-            workers=workers,
-            threads=threads,
-            weights=str(weights) if weights else None,
-            name=name,
-        )
+            config, tables=str(tables) if tables else None, images=str(images) if images else None,
+            out=str(out) if out else None, labels=labels, arch=arch, image_size=image_size, epochs=epochs,
+            batch_size=batch_size, lr=lr, targets=targets, boxes=boxes, balanced=balanced,
+            val_fraction=val_fraction, seed=seed, workers=workers, threads=threads,
+            weights=str(weights) if weights else None, name=name,
+        )  # fmt: skip
     result = train(cfg, resume=resume is not None, progress=True)
     if _rank() != 0:
         return
