@@ -6,11 +6,7 @@ current folder. A plain path is taken as a SQLite file; ``postgresql://`` URLs u
 
 from __future__ import annotations
 
-import fcntl
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -72,30 +68,8 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-class WriterQueue:
-    """One writer at a time on a SQLite file, across the threads and the worker processes of the service.
-
-    SQLite admits one writer; a second one waits in SQLite's busy handler, which sleeps in growing steps (up
-    to 100 ms) and so turns a little contention into long saves. Waiting here instead (a thread lock, then
-    ``flock`` on a file beside the database) wakes the next writer the moment the previous one commits.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._threads = threading.Lock()
-        self._path = path
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        with self._threads, open(self._path, "a+b") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 class Database:
-    """An engine, its session factory, where display renditions are cached, and (SQLite) the writer queue."""
+    """An engine, its session factory, and where display renditions are cached."""
 
     def __init__(self, db: str | None = None, *, cache_dir: str | Path | None = None) -> None:
         self.url = resolve_url(db)
@@ -103,12 +77,6 @@ class Database:
         migrate(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.url)
-        path = make_url(self.url).database if self.url.startswith("sqlite") else None
-        self.writers = WriterQueue(Path(path + ".writer")) if path and path != ":memory:" else None
-
-    def writing(self) -> AbstractContextManager[None]:
-        """Hold while writing: the writer queue on SQLite, nothing on a server database."""
-        return self.writers.hold() if self.writers is not None else nullcontext()
 
     def session(self) -> Session:
         return self.sessions()
