@@ -400,9 +400,11 @@ def test_admin_pages(site: dict[str, Any]) -> None:
         added = len(list((site["phantom"] / "test").glob("*.dicom")))
         assert page.inner_text("#notice").startswith(f"{added} added"), page.inner_text("#notice")
         assert f"test: {trial.images + added}" in page.inner_text("main")  # the progress, drawn again
+        screenshot(page, "import.png")
         page.click("[data-tab=agreement]")
         page.wait_for_selector("section.card h2:has-text('Agreement')")
         assert "Fleiss kappa" in page.inner_text("section.card")
+        screenshot(page, "agreement.png")
         page.click("[data-tab=export]")
         with page.expect_download() as download:
             page.click("#export")
