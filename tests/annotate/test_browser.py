@@ -255,6 +255,24 @@ def test_reader_adjudicator_and_export_in_the_browser(site: dict[str, Any]) -> N
         assert [p["label"] for p in fused] == [label]
         assert "kappa" in page3.inner_text("#agreement")
         screenshot(page3, "adjudicate.png")
+        # Edit: the fused box moved by dragging it is saved as "edited"; Accept puts the fusion back.
+        page3.click(".finding[data-key='F1'] button:has-text('Edit')")
+        page3.wait_for_function(SAVED)
+        a = page3.evaluate(
+            "(() => { const v = window.cxrAdjudication.state.display.view;"
+            " return {scale: v.scale, ox: v.offsetX, oy: v.offsetY}; })()"
+        )
+        rect3 = page3.locator("#canvas").bounding_box()
+        x0, y0, x1, y1 = fused[0]["box"]
+        grab = (
+            rect3["x"] + a["ox"] + (x0 + x1) / 2 * a["scale"],
+            rect3["y"] + a["oy"] + (y0 + y1) / 2 * a["scale"],
+        )
+        drag(page3, grab, (grab[0] + 10 * a["scale"], grab[1]))
+        page3.wait_for_function(SAVED)
+        (edited,) = adj.get(f"/api/images/{image_id}/adjudication").json()["consensus"]
+        assert edited["provenance"] == "edited"
+        assert np.allclose(edited["box"], [x0 + 10, y0, x1 + 10, y1], atol=0.6), (edited["box"], fused)
         page3.click(".finding[data-key='F1'] button:has-text('Accept')")
         page3.click("#finish")
         page3.wait_for_function(SAVED)
