@@ -52,6 +52,7 @@ def site() -> Iterator[dict[str, Any]]:
             "browser": browser,
             "log": tmp / "log",
             "phantom": root,
+            "tmp": tmp,
         }
         browser.close()
     holder.cleanup()
@@ -122,11 +123,17 @@ def check_window_on_canvas(page: Any, client: httpx.Client, image_id: int) -> No
     pixels = np.frombuffer(raw.content, dtype="<u2").reshape(h, w)
     page.keyboard.press("1")
     page.wait_for_function("window.cxrViewer.state.display.view.scale === 1")
+    page.wait_for_function("window.cxrViewer.state.display.fullResolution")  # a halved image: fetched now
     page.wait_for_timeout(100)
     s = view_state(page)
+    cw, ch = page.evaluate(
+        "[document.getElementById('canvas').width, document.getElementById('canvas').height]"
+    )
+    ox, oy = int(s["ox"]), int(s["oy"])  # whole pixels at 1:1; the part of the image on the canvas:
     rng = np.random.default_rng(0)
-    ys, xs = rng.integers(0, h, 60), rng.integers(0, w, 60)
-    shown = canvas_grey(page, [(int(x + s["ox"]), int(y + s["oy"])) for x, y in zip(xs, ys, strict=True)])
+    xs = rng.integers(max(0, -ox), min(w, cw - ox), 60)
+    ys = rng.integers(max(0, -oy), min(h, ch - oy), 60)
+    shown = canvas_grey(page, [(int(x + ox), int(y + oy)) for x, y in zip(xs, ys, strict=True)])
     want = expected_grey(pixels[ys, xs], s["center"], s["width"])
     assert np.abs(np.array(shown) - want).max() <= 1, (shown, want.tolist())
     page.keyboard.press("f")
@@ -255,6 +262,24 @@ def test_reader_adjudicator_and_export_in_the_browser(site: dict[str, Any]) -> N
         assert [p["label"] for p in fused] == [label]
         assert "kappa" in page3.inner_text("#agreement")
         screenshot(page3, "adjudicate.png")
+        # Edit: the fused box moved by dragging it is saved as "edited"; Accept puts the fusion back.
+        page3.click(".finding[data-key='F1'] button:has-text('Edit')")
+        page3.wait_for_function(SAVED)
+        a = page3.evaluate(
+            "(() => { const v = window.cxrAdjudication.state.display.view;"
+            " return {scale: v.scale, ox: v.offsetX, oy: v.offsetY}; })()"
+        )
+        rect3 = page3.locator("#canvas").bounding_box()
+        x0, y0, x1, y1 = fused[0]["box"]
+        grab = (
+            rect3["x"] + a["ox"] + (x0 + x1) / 2 * a["scale"],
+            rect3["y"] + a["oy"] + (y0 + y1) / 2 * a["scale"],
+        )
+        drag(page3, grab, (grab[0] + 10 * a["scale"], grab[1]))
+        page3.wait_for_function(SAVED)
+        (edited,) = adj.get(f"/api/images/{image_id}/adjudication").json()["consensus"]
+        assert edited["provenance"] == "edited"
+        assert np.allclose(edited["box"], [x0 + 10, y0, x1 + 10, y1], atol=0.6), (edited["box"], fused)
         page3.click(".finding[data-key='F1'] button:has-text('Accept')")
         page3.click("#finish")
         page3.wait_for_function(SAVED)
@@ -351,6 +376,27 @@ def test_same_origin_only_csrf_refused_and_a_stale_write_reloads(site: dict[str,
         assert page.evaluate("window.cxrViewer.state.display.width") != lung
         page.keyboard.press("i")
         assert page.evaluate("window.cxrViewer.state.display.invert") is True
+
+        # A large image opens halved; at 1:1 its full resolution is fetched and shown pixel for pixel.
+        from cxrlab.datasets.phantom import make_vindr
+
+        big = make_vindr(site["tmp"] / "big", images=1, seed=5, size=1600).root
+        boss, boss_csrf = api_client(base, "boss")
+        imported = boss.post(
+            f"/api/projects/{trial.project_id}/import",
+            headers={"X-CSRF-Token": boss_csrf},
+            json={"source": str(big), "split": "test"},
+        )
+        assert imported.status_code == 200 and imported.json()["added"] == 1, imported.text
+        big_id = max(
+            t["image_id"] for t in client.get(f"/api/projects/{trial.project_id}/queue").json()["tasks"]
+        )
+        open_viewer(page, base, trial.project_id, big_id)
+        info = client.get(f"/api/images/{big_id}").json()
+        assert page.evaluate("window.cxrViewer.state.display.entry.level") == 1
+        assert page.evaluate("window.cxrViewer.state.display.pixels.width") == (info["width"] + 1) // 2
+        check_window_on_canvas(page, client, big_id)
+        assert page.evaluate("window.cxrViewer.state.display.pixels.width") == info["width"]
         assert page.errors == []
     assert seen and all(url.startswith(base + "/") or url.startswith("data:") for url in seen), seen
 
@@ -393,16 +439,20 @@ def test_admin_pages(site: dict[str, Any]) -> None:
         assert "newreader" in page.inner_text("table.data")
         page.click("[data-tab=import]")
         page.wait_for_selector("section.card h2:has-text('Progress')")
-        assert f"test: {trial.images}" in page.inner_text("main")
+        boss, _ = api_client(base, "boss")
+        before = boss.get(f"/api/projects/{trial.project_id}/progress").json()["images"]["test"]
+        assert f"test: {before}" in page.inner_text("main")
         page.fill("input[name=source]", str(site["phantom"] / "test"))
         page.click("form button[type=submit]")
         page.wait_for_selector("#notice")
         added = len(list((site["phantom"] / "test").glob("*.dicom")))
         assert page.inner_text("#notice").startswith(f"{added} added"), page.inner_text("#notice")
-        assert f"test: {trial.images + added}" in page.inner_text("main")  # the progress, drawn again
+        assert f"test: {before + added}" in page.inner_text("main")  # the progress, drawn again
+        screenshot(page, "import.png")
         page.click("[data-tab=agreement]")
         page.wait_for_selector("section.card h2:has-text('Agreement')")
         assert "Fleiss kappa" in page.inner_text("section.card")
+        screenshot(page, "agreement.png")
         page.click("[data-tab=export]")
         with page.expect_download() as download:
             page.click("#export")

@@ -5,18 +5,21 @@ import { api, el, header, session } from "/ui/api.js";
 const state = { projects: [], project: null, tab: "project", renders: 0, notice: null };
 const root = () => document.getElementById("admin");
 
+/** A table of ``rows``; a column is [key, title] or [key, title, digits] for a right-aligned number. */
 function table(columns, rows) {
+  const numeric = (column) => column.length > 2;
   return el(
     "table",
     { class: "data" },
-    el("thead", {}, el("tr", {}, ...columns.map(([, title]) => el("th", {}, title)))),
-    el("tbody", {}, ...rows.map((row) => el("tr", {}, ...columns.map(([key]) => cell(row[key]))))),
+    el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", { class: numeric(c) ? "num" : "" }, c[1])))),
+    el("tbody", {}, ...rows.map((row) => el("tr", {}, ...columns.map((c) => cell(row[c[0]], c[2]))))),
   );
 }
 
-function cell(value) {
-  if (typeof value === "number") return el("td", { class: "num" }, Number.isInteger(value) ? String(value) : value.toFixed(3));
-  return el("td", {}, value == null ? "–" : String(value));
+function cell(value, digits) {
+  if (value == null) return el("td", { class: digits == null ? "" : "num" }, "–");
+  if (digits != null) return el("td", { class: "num" }, Number(value).toFixed(digits));
+  return el("td", {}, String(value));
 }
 
 /** A form whose submit calls ``action(values)``: its answer is shown above the page drawn again (with the
@@ -121,7 +124,7 @@ async function importTab() {
     }),
     el("h2", {}, "Progress"),
     el("p", {}, `images ${images}`),
-    table([["split", "split"], ["kind", "task"], ["done", "done"], ["pending", "pending"], ["share", "done %"]], progressRows(progress)),
+    table([["split", "split"], ["kind", "task"], ["done", "done", 0], ["pending", "pending", 0], ["share", "done %"]], progressRows(progress)),
   ];
 }
 
@@ -132,8 +135,8 @@ async function agreementTab() {
   const fmt = (v) => (v == null ? "–" : v.toFixed(3));
   return [
     el("h2", {}, "Agreement of the finished reads"),
-    el("p", {}, `pooled kappa ${fmt(o.kappa_pooled)} · mean kappa ${fmt(o.kappa_mean)} · box F1 ${fmt(o.box_f1)} · mean IoU ${fmt(o.mean_iou)} · ${a.info.images_with_several_readers} images with several readers`),
-    table([["label", "label"], ["images_reported", "images reported"], ["kappa", "Fleiss kappa"], ["boxes", "boxes"], ["box_f1", "box F1"], ["mean_iou", "mean IoU"]], a.labels),
+    el("p", {}, `pooled kappa ${fmt(o.kappa_pooled)} · mean kappa ${fmt(o.kappa_mean)} · box F1 ${fmt(o.box_f1)} · mean IoU ${fmt(o.mean_iou)} · images with several readers: ${a.info.images_with_several_readers}`),
+    table([["label", "label"], ["images_reported", "images reported", 0], ["kappa", "Fleiss kappa", 3], ["boxes", "boxes", 0], ["box_f1", "box F1", 3], ["mean_iou", "mean IoU", 3]], a.labels),
   ];
 }
 
