@@ -1,11 +1,14 @@
-"""Shared fixtures: the real public files of ../shared/realdata (skipped cleanly where absent)."""
+"""Shared fixtures: the real public files of the workplace's shared/realdata (skipped where absent)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+IN_CI = os.environ.get("CI") == "true"
+"""Under CI a test needing a system package (chromium, orthanc, postgresql) fails where it is absent."""
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REALDATA = SHARED / "realdata"

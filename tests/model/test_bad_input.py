@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from model_helpers import CliResult, ModelData, make_model_data, run_cli, tiny_config
+
+from .model_helpers import CliResult, ModelData, make_model_data, run_cli, tiny_config
 
 
 @pytest.fixture(scope="module")

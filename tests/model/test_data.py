@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_helpers import ModelData, make_model_data
+
+from .model_helpers import ModelData, make_model_data
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_helpers import ModelData, make_model_data, tiny_config
+
+from .model_helpers import ModelData, make_model_data, tiny_config
 
 SCRIPT = textwrap.dedent(
     """

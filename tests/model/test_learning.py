@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from model_helpers import make_model_data
+
+from .model_helpers import make_model_data
 
 SETTINGS = {"image_size": 160, "epochs": 8, "batch_size": 16, "threads": 1, "seed": 0}
 

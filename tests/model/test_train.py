@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from model_helpers import ModelData, make_model_data, run_cli, tiny_config
+
+from .model_helpers import ModelData, make_model_data, run_cli, tiny_config
 
 CLI = [sys.executable, "-m", "cxrlab.cli.main"]
 ENV = {**os.environ, "CXRLAB_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}

@@ -147,7 +147,7 @@ class ImageFiles:
 
     folder: Path
     table: pd.DataFrame
-    """Indexed by image id: ``path``, ``width``, ``height``, ``scale_x``/``scale_y``, ``pad_x``/``pad_y``."""
+    """Indexed by image id: ``path``, ``width``, ``height``, ``scale_x``, ``scale_y`` (never padded)."""
 
     @classmethod
     def from_conversion(cls, converted: str | Path) -> ImageFiles:
@@ -175,8 +175,7 @@ class ImageFiles:
         if table_width is not None and table_width == r["width"]:
             return boxes
         scale = np.array([r["scale_x"], r["scale_y"]] * 2, dtype=np.float32)
-        pad = np.array([r["pad_x"], r["pad_y"]] * 2, dtype=np.float32)
-        return boxes * scale + pad
+        return boxes * scale
 
 
 def load_image(path: str | Path, size: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import UsageError
-from cxrlab.metrics.scoring import Predictions, Score, score_auroc, score_iobb, score_map, select_truth
+from cxrlab.metrics.scoring import MetricScore, Predictions, score_auroc, score_iobb, score_map, select_truth
 from cxrlab.metrics.submission import make_submission, write_submission
 from cxrlab.model.card import add_test_metrics
 from cxrlab.model.predict import SUBMISSION_OUT, PredictResult, predict, submission_rows
@@ -36,11 +36,11 @@ NO_IMAGE_EVIDENCE = ("Other diseases", "Other disease")
 @dataclass
 class Evaluation:
     prediction: PredictResult
-    scores: dict[str, Score]
+    scores: dict[str, MetricScore]
     notes: list[str] = field(default_factory=list)
 
 
-def local_macro(auroc: Score, labels: list[str], min_positives: int = 20) -> tuple[float, list[str]]:
+def local_macro(auroc: MetricScore, labels: list[str], min_positives: int = 20) -> tuple[float, list[str]]:
     """Mean AUROC over ``labels`` with at least ``min_positives`` positive test images."""
     t = auroc.table
     chosen = t[t["label"].isin(labels) & (t["positives"] >= min_positives) & t["auroc"].notna()]
@@ -80,7 +80,7 @@ def evaluate(
         progress=progress,
     )
     f = pred.findings
-    scores: dict[str, Score] = {}
+    scores: dict[str, MetricScore] = {}
     notes: list[str] = []
     truth_any = select_truth(t, split=split, any_reader=True)
     scores["auroc"] = score_auroc(
@@ -104,7 +104,7 @@ def evaluate(
     return Evaluation(pred, scores, notes)
 
 
-def _write_scores(path: Path, scores: dict[str, Score], notes: list[str]) -> None:
+def _write_scores(path: Path, scores: dict[str, MetricScore], notes: list[str]) -> None:
     data = {name: s.to_json() for name, s in scores.items()}
     data["notes"] = notes
     write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
@@ -118,7 +118,7 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-def _card_lines(scores: dict[str, Score], split: str | None) -> list[str]:
+def _card_lines(scores: dict[str, MetricScore], split: str | None) -> list[str]:
     lines = [f"- Test metrics (`cxrlab evaluate`, split {split or 'all'}):"]
     if "auroc" in scores:
         s = scores["auroc"]

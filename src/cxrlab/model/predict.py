@@ -82,14 +82,9 @@ def _to_original(files: ImageFiles, ids: list[str], boxes: np.ndarray, size: int
     """Input-pixel boxes (N, 4) of images ``ids`` -> converted pixels -> original pixels."""
     t = files.table.loc[ids]
     out = np.asarray(boxes, dtype=np.float64).copy()
-    for cols, side, pad, scale in (
-        ([0, 2], "width", "pad_x", "scale_x"),
-        ([1, 3], "height", "pad_y", "scale_y"),
-    ):
+    for cols, side, scale in (([0, 2], "width", "scale_x"), ([1, 3], "height", "scale_y")):
         per = t[side].to_numpy(float)[:, None] / size
-        out[:, cols] = (out[:, cols] * per - t[pad].to_numpy(float)[:, None]) / t[scale].to_numpy(float)[
-            :, None
-        ]
+        out[:, cols] = out[:, cols] * per / t[scale].to_numpy(float)[:, None]
     return out
 
 
