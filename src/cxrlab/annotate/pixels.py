@@ -27,6 +27,7 @@ from cxrlab.annotate.app import caller, get_db
 from cxrlab.annotate.models import User
 from cxrlab.annotate.renditions import ImageRef, RenditionCache
 from cxrlab.atomic import write_bytes_atomic
+from cxrlab.errors import CxrlabError
 
 pixels_router = APIRouter(prefix="/api")
 _lock = threading.Lock()
@@ -54,6 +55,10 @@ def raw_file(cache: RenditionCache, ref: ImageRef, level: int = 0) -> tuple[Path
         with _lock:
             if not path.is_file() or path.stat().st_size != width * height * 2:
                 img = cv2.imdecode(np.fromfile(png, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+                if img is None:
+                    raise CxrlabError(
+                        f"{png}: the cached rendition is unreadable; delete it to have it remade"
+                    )
                 if level:
                     img = halve(img)
                 write_bytes_atomic(path, np.ascontiguousarray(img, dtype="<u2").tobytes())

@@ -135,7 +135,8 @@ def label(
     grid = Table(title=f"{len(table)} reports labelled with the {labels.value} list -> {out}")
     for name in ("label", "positive", "uncertain", "negative"):
         grid.add_column(name, justify="left" if name == "label" else "right")
-    for c, counts in summary["labels"].items():  # type: ignore[union-attr]
+    per_label: dict[str, dict[str, int]] = summary["labels"]  # type: ignore[assignment]
+    for c, counts in per_label.items():
         grid.add_row(c, *(str(counts[k]) for k in ("positive", "uncertain", "negative")))
     console.print(grid)
 

@@ -471,7 +471,12 @@ def export(
     if converted is not None and fmt in ("vindr-csv", "challenge-csv"):
         raise UsageError(f"converted applies to coco, yolo and voc; {fmt} keeps the original pixels")
     out = Path(out)
-    settings = {"command": "export", "format": fmt, "readers": list(readers or []), "converted": converted}
+    settings: dict[str, object] = {
+        "command": "export",
+        "format": fmt,
+        "readers": list(readers or []),
+        "converted": converted,
+    }
     with output_folder(out, settings, inputs=[*inputs, converted], force=force) as folder:
         result = ExportResult(out)
         _write_format(images, findings, fmt, folder.work, result, converted, readers, final=out)

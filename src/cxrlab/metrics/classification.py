@@ -142,7 +142,7 @@ class UndefinedMetricWarning(UserWarning):
 
 def warn_undefined(values: np.ndarray, labels: Sequence[str], what: str = "AUROC") -> None:
     """Warn, naming the labels, where ``values`` is NaN: a library user would otherwise meet a silent NaN."""
-    missing = [str(labels[j]) for j in np.flatnonzero(np.isnan(values))]
+    missing = [str(labels[int(j)]) for j in np.flatnonzero(np.isnan(values))]
     if missing:
         warnings.warn(
             f"{what} undefined (NaN) for {', '.join(missing)}: no positive or no negative image",

@@ -59,9 +59,9 @@ class CompiledPhrases:
         phrases, payload, gapped = self.phrases, self.payload, self.gapped
         endpos = len(text) if endpos is None else endpos
         if not any(gapped):
-            for m in self.regex.finditer(text, pos, endpos):
-                i = m.lastindex
-                yield m.start(), m.end(), phrases[i], payload[i]  # type: ignore[index]
+            for found in self.regex.finditer(text, pos, endpos):
+                i = found.lastindex
+                yield found.start(), found.end(), phrases[i], payload[i]  # type: ignore[index]
             return
         search = self.regex.search
         while (m := search(text, pos, endpos)) is not None:

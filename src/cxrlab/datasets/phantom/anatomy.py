@@ -249,12 +249,12 @@ def place_lesion(
         k = int(rng.integers(2, 8))
         d = u(0.2, 0.38)
         cx = 0.5 + g.tilt + lateral * d
-        cy = _rib_y(g, k, d)
+        cy = float(_rib_y(g, k, d))
         r = u(0.015, 0.025)
         return _lesion(kind, g, cx - r, cy - r, cx + r, cy + r, strength)
     if kind == "clavicle_fracture":
         d = u(0.12, 0.3)
-        cx, cy = 0.5 + g.tilt + lateral * d, _clavicle_y(g, d)
+        cx, cy = 0.5 + g.tilt + lateral * d, float(_clavicle_y(g, d))
         r = u(0.015, 0.025)
         return _lesion(kind, g, cx - r, cy - r, cx + r, cy + r, strength)
     if kind == "cardiomegaly":
@@ -403,9 +403,9 @@ def _anatomy(g: ChestGeometry, rng: np.random.Generator, rows: int, cols: int) -
     img -= _ellipse(x, y, g.lung_cx[1] + g.tilt, g.diaphragm[1] + 0.05, 0.05, 0.025, edge * 3) * 0.08
 
     # lung markings: vessel-like ridges, dense at the hila, fading to the periphery
-    n = rng.standard_normal((rows, cols)).astype(np.float32)
+    n: np.ndarray = rng.standard_normal((rows, cols)).astype(np.float32)
     n = cv2.GaussianBlur(n, (0, 0), sigmaX=max(1.0, cols / 160))
-    n /= float(n.std()) + 1e-6
+    n = n / (float(n.std()) + 1e-6)
     vessels = np.exp(-((n / 0.35) ** 2))
     hilum = np.exp(-(((np.abs(x - mid) - 0.1) / 0.16) ** 2) - ((y - g.lung_cy - 0.03) / 0.25) ** 2)
     img += lungs * (1 - heart) * vessels * (0.02 + 0.06 * hilum)
@@ -437,7 +437,7 @@ def _draw_lesion(img: np.ndarray, lesion: Lesion, g: ChestGeometry, rng: np.rand
         return np.clip((1 - r) / sharp, 0, 1) * amp
 
     def texture(sigma: float) -> np.ndarray:
-        t = rng.standard_normal(roi.shape).astype(np.float32)
+        t: np.ndarray = rng.standard_normal(roi.shape).astype(np.float32)
         t = cv2.GaussianBlur(t, (0, 0), sigmaX=max(sigma, 0.8))
         return t / (float(t.std()) + 1e-6)
 

@@ -204,7 +204,7 @@ def write_dicom(path: Path, stored: np.ndarray, spec: DicomSpec) -> None:
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationClassUID = _uid.UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128

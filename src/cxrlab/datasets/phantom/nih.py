@@ -267,9 +267,10 @@ def _write_tables(out: Path, plan: list[_Image], seed: int, size: int) -> list[P
             if spelled not in BBOX_LABELS or rng.random() < 0.3:
                 continue
             jx, jy = rng.normal(0, 0.03 * (x1 - x0)), rng.normal(0, 0.03 * (y1 - y0))
-            x, y = x0 + jx, y0 + jy
-            w, h = (x1 - x0) * math.exp(rng.normal(0, 0.04)), (y1 - y0) * math.exp(rng.normal(0, 0.04))
-            boxes.append([p.name, spelled, *(f"{v:.12g}" for v in (x, y, w, h))])
+            left, top = x0 + jx, y0 + jy
+            width = (x1 - x0) * math.exp(rng.normal(0, 0.04))
+            height = (y1 - y0) * math.exp(rng.normal(0, 0.04))
+            boxes.append([p.name, spelled, *(f"{v:.12g}" for v in (left, top, width, height))])
     train_val = "\n".join(p.name for p in plan if p.split == "train_val")
     test = "\n".join(p.name for p in plan if p.split == "test")
     return [
