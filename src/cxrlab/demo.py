@@ -362,7 +362,8 @@ def step_annotate(ctx: DemoContext) -> None:
         f"(3 readers per image, adjudication of the test images) -> {path}"
     )
     ctx.console.print(
-        f"  serve it:  cxrlab annotate serve --db {path}   (API docs at http://127.0.0.1:8000/docs)"
+        f"  serve it:  cxrlab annotate serve --db {path}   then open http://127.0.0.1:8000/ in a browser "
+        "(the reading pages; API docs at /docs)"
     )
     ctx.console.print(f"  logins ({password}): " + ", ".join(f"{n} ({r})" for n, r in logins.items()))
 

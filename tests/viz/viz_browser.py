@@ -10,16 +10,7 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from cxrlab.annotate.trial import CHROMIUM, CHROMIUM_ARGS  # one set of headless-chromium settings
 
 
 def _missing(reason: str) -> None:
@@ -38,7 +29,7 @@ def chromium() -> Iterator[Any]:
     except ImportError:
         _missing("playwright (python) is not installed: pip install the test extra")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -93,8 +94,14 @@ def demo(
     run_demo(work, images=images, seed=seed)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    """A library warning (an undefined AUROC, a missing fast decoder) is one line on stderr, not a trace."""
+    err_console.print(f"[yellow]warning:[/yellow] {escape(str(message))}", markup=True, highlight=False)
+
+
 def main() -> None:
     """Entry point: a :class:`CxrlabError` or an OS error becomes one line on stderr and an exit code."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except CxrlabError as exc:
