@@ -122,3 +122,23 @@ def test_user_weights_load_into_the_grey_backbone(tmp_path) -> None:  # type: ig
     deep = model.detector.backbone.body.get_submodule("layer4.1.conv2").weight
     assert torch.equal(deep, reference.layer4[1].conv2.weight)
     assert model.weights_loaded == len(reference.state_dict())
+
+
+@pytest.mark.parametrize(
+    "arch", ["resnet18", "resnet34", "resnet50", "densenet121", "efficientnet_b0", "convnext_tiny"]
+)
+def test_every_backbone_classifies_detects_and_maps(arch: str) -> None:
+    from cxrlab.model.cam import cam_boxes
+    from cxrlab.model.data import model_labels
+    from cxrlab.model.network import CxrNet, NetworkSpec
+
+    _, labels, boxes = model_labels("challenge")
+    model = CxrNet(NetworkSpec(arch, labels, boxes, 64)).eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+        detections = model.detections(x, out)
+    assert out["logits"].shape == (2, 15) and torch.isfinite(out["logits"]).all()
+    assert len(detections) == 2
+    found = cam_boxes(out["cam_features"], model.classifier.weight.detach(), [0, 3], 64)
+    assert found.shape == (2, 2, 4) and (found[..., 2] > found[..., 0]).all()
