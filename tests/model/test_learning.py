@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from model_helpers import make_model_data
 
-SETTINGS = {"image_size": 160, "epochs": 8, "batch_size": 16, "threads": 1, "seed": 0}
+SETTINGS = {"image_size": 160, "epochs": 12, "batch_size": 16, "threads": 1, "seed": 0}
 
 
 def _train_and_evaluate(data, out: Path, **extra: object):  # type: ignore[no-untyped-def]
