@@ -41,7 +41,7 @@ def _train_and_evaluate(data, out: Path, **extra: object):  # type: ignore[no-un
 @pytest.mark.slow
 def test_learns_the_phantom(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("an hour of CPU under load: run it with -m slow")
+        pytest.skip("two trainings of about 10 min each (far longer under load): run it with -m slow")
     from cxrlab.model.evaluate import local_macro
     from cxrlab.taxonomy import VINDR
 
