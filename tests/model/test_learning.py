@@ -17,7 +17,7 @@ import pytest
 
 from .model_helpers import make_model_data
 
-SETTINGS = {"image_size": 160, "epochs": 8, "batch_size": 16, "threads": 1, "seed": 0}
+SETTINGS = {"image_size": 160, "epochs": 12, "batch_size": 16, "threads": 1, "seed": 0}
 
 
 def _train_and_evaluate(data, out: Path, **extra: object):  # type: ignore[no-untyped-def]
@@ -42,7 +42,7 @@ def _train_and_evaluate(data, out: Path, **extra: object):  # type: ignore[no-un
 @pytest.mark.slow
 def test_learns_the_phantom(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("an hour of CPU under load: run it with -m slow")
+        pytest.skip("two trainings of about 10 min each (far longer under load): run it with -m slow")
     from cxrlab.model.evaluate import local_macro
     from cxrlab.taxonomy import VINDR
 
