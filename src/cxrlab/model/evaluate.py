@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def evaluate(
 
 
 def _write_scores(path: Path, scores: dict[str, MetricScore], notes: list[str]) -> None:
-    data = {name: s.to_json() for name, s in scores.items()}
+    data: dict[str, Any] = {name: s.to_json() for name, s in scores.items()}
     data["notes"] = notes
     write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 

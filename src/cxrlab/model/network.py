@@ -86,13 +86,13 @@ def _grey_first_conv(model: nn.Module) -> None:
     """Replace the first 3-channel convolution by a 1-channel one whose kernel is the sum over channels."""
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d) and module.in_channels == 3:
-            grey = nn.Conv2d(
+            grey = nn.Conv2d(  # torch types a Conv2d's own sizes as tuple[int, ...]
                 1,
                 module.out_channels,
-                module.kernel_size,
-                module.stride,
-                module.padding,
-                module.dilation,
+                module.kernel_size,  # type: ignore[arg-type]
+                module.stride,  # type: ignore[arg-type]
+                module.padding,  # type: ignore[arg-type]
+                module.dilation,  # type: ignore[arg-type]
                 1,
                 module.bias is not None,
             )
@@ -148,6 +148,9 @@ class _PyramidBackbone(nn.Module):
 
 class CxrNet(nn.Module):
     """Backbone + classifier + FCOS; ``forward`` gives logits, the CAM feature map and the head outputs."""
+
+    mean: Tensor  # buffers: the grey normalisation
+    std: Tensor
 
     def __init__(self, spec: NetworkSpec, weights: str | Path | None = None) -> None:
         super().__init__()

@@ -125,7 +125,7 @@ def prepare_data(config: TrainConfig, split: pd.DataFrame | None = None) -> Trai
     spec = NetworkSpec(
         config.arch, labels, box_labels, config.image_size, config.fpn_channels, config.head_convs
     )
-    datasets = []
+    datasets: list[CxrDataset | None] = []
     for name in ("train", "val"):
         chosen = (split["split"] == name).to_numpy()
         if not chosen.any():
