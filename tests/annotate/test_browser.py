@@ -432,6 +432,7 @@ def test_admin_pages(site: dict[str, Any]) -> None:
         page.wait_for_selector("table.data")
         assert "r1" in page.inner_text("table.data") and "R1" in page.inner_text("table.data")
         page.click("[data-tab=users]")
+        page.wait_for_selector("h2:has-text('Users')")  # the project tab has a name field too
         page.fill("input[name=name]", "newreader")
         page.fill("input[name=password]", PASSWORD)
         page.click("form button[type=submit]")

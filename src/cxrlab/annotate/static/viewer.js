@@ -104,7 +104,7 @@ function setTool(tool) {
 
 function onKey(event, help) {
   const target = event.target;
-  if (state.editor.picker.open || (target.closest && target.closest("input, select, textarea, dialog"))) return;
+  if (state.editor.picker.open || (target.closest && target.closest("input, select, textarea, dialog[open]"))) return;
   const editor = state.editor;
   if (event.shiftKey && /^Digit[1-9]$/.test(event.code)) {
     const label = editor.globalLabels[Number(event.code.slice(5)) - 1];
