@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.atomic import atomic_path, atomic_paths
-from cxrlab.errors import CxrlabError
+from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.problems import MAX_EXAMPLES, ProblemLog
 
 IMAGES_FILE = "images.parquet"
@@ -320,3 +320,27 @@ def select_readers(
         return findings, ", ".join(present) if len(present) == 1 else "every reader"
     build = f" and no '{CONSENSUS}' (or build a consensus first)" if default == "consensus-or-only" else ""
     raise ParameterError(parameter, f"is needed: {where} has {len(present)} readers ({shown}){build}")
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+
+
+def check_table_suffix(out: str | Path) -> str:
+    """The suffix of a table file to write (``.csv``, ``.tsv`` or ``.parquet``), or a usage error."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise UsageError(f"{out}: the output must end in .csv, .tsv or .parquet")
+    return suffix
+
+
+def write_table(table: pd.DataFrame, out: str | Path) -> Path:
+    """Any table (not only the two of the schema) as CSV, TSV or Parquet by suffix, written to a temporary
+    name then renamed; in CSV an empty cell is a missing value (for report labels: not mentioned)."""
+    out = Path(out)
+    suffix = check_table_suffix(out)
+    with atomic_path(out, suffix=".part") as tmp:
+        if suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+    return out

@@ -8,7 +8,7 @@ from rich.console import Console
 from tests.annotate.conftest import Api
 
 from cxrlab.annotate import Database, create_app
-from cxrlab.demo import DemoContext, step_annotate
+from cxrlab.cli.demo import DemoContext, step_annotate
 
 
 def test_demo_step_makes_a_project_the_printed_logins_open(vindr_phantom: Path, tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_demo_step_verifies_extracts_indexes_and_prints_statistics(nih_phantom: 
 
     from rich.console import Console
 
-    from cxrlab.demo import DemoContext, step_nih
+    from cxrlab.cli.demo import DemoContext, step_nih
     from cxrlab.tables import load_tables
 
     text = io.StringIO()

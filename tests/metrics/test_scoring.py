@@ -259,7 +259,7 @@ def test_simulated_predictions_are_seeded_and_imperfect(tmp_path: Path) -> None:
 def test_demo_step_prints_the_map_table_and_auroc(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from cxrlab.demo import DemoContext, step_metrics
+    from cxrlab.cli.demo import DemoContext, step_metrics
 
     console = Console(record=True, width=140)
     ctx = DemoContext(work=tmp_path / "demo", images=6, seed=0, console=console)

@@ -89,7 +89,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the phantom data.")] = 0,
 ) -> None:
     """Walk the whole pipeline on phantom data and print what each step made."""
-    from cxrlab.demo import run_demo
+    from cxrlab.cli.demo import run_demo
 
     run_demo(work, images=images, seed=seed)
 

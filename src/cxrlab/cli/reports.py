@@ -11,9 +11,10 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from cxrlab.atomic import atomic_path, refuse_inputs
+from cxrlab.atomic import refuse_inputs
 from cxrlab.cli.common import console, flags, new_app, print_json
 from cxrlab.errors import UsageError
+from cxrlab.tables import check_table_suffix, write_table
 
 app = new_app("Label free-text radiology reports: findings, negation, uncertainty.")
 
@@ -45,24 +46,6 @@ class SplitChoice(StrEnum):
     all = "all"
     dev = "dev"
     holdout = "holdout"
-
-
-def check_output_suffix(out: Path) -> str:
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".tsv"):
-        raise UsageError(f"{out}: the output must end in .csv, .tsv or .parquet")
-    return suffix
-
-
-def write_table(table: pd.DataFrame, out: Path) -> Path:
-    """CSV (blank = not mentioned) or Parquet by suffix; written to a temporary name, then renamed."""
-    suffix = check_output_suffix(out)
-    with atomic_path(out, suffix=".part") as tmp:
-        if suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
-    return out
 
 
 @app.command("label")
@@ -104,7 +87,7 @@ def label(
     from cxrlab.reports.labeler import ReportLabeler
     from cxrlab.reports.reading import read_reports
 
-    check_output_suffix(out)
+    check_table_suffix(out)
     with flags(out="--out"):
         refuse_inputs(out, [source, phrases, rules])
     if out.is_dir():

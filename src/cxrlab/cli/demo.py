@@ -1,7 +1,8 @@
 """``./run demo``: the whole pipeline that exists, on phantom data, printing what a user would want to see.
 
 Each feature adds a step here. Steps run in order and pass paths to later steps through
-``DemoContext.paths``; a step reads only what earlier steps wrote.
+``DemoContext.paths``; a step reads only what earlier steps wrote. It lives with the CLI because it prints
+with the commands' own renderers (tables, summaries), exactly as a user running them would see.
 """
 
 from __future__ import annotations
@@ -224,8 +225,8 @@ def step_reports(ctx: DemoContext) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from cxrlab.cli.reports import write_table
     from cxrlab.reports import EXPLANATION, ReportLabeler, read_reports
+    from cxrlab.tables import write_table
 
     with resources.as_file(resources.files("cxrlab.reports").joinpath("samples")) as folder:
         reports = read_reports(folder)
