@@ -15,6 +15,7 @@ same geometry is then rendered.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import cv2
@@ -412,8 +413,52 @@ def _anatomy(g: ChestGeometry, rng: np.random.Generator, rows: int, cols: int) -
     return img
 
 
+@dataclass
+class _Patch:
+    """A lesion's neighbourhood: the image view ``roi`` and coordinates across the box.
+
+    ``u``, ``v`` run over [-1, 1] across the box, ``r`` is their radius; ``xx``, ``yy`` are pixel centres;
+    ``s`` the lesion's strength; ``soft`` a couple of pixels of edge in box units.
+    """
+
+    roi: np.ndarray
+    box: tuple[float, float, float, float]
+    bw: float
+    bh: float
+    xx: np.ndarray
+    yy: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    r: np.ndarray
+    s: np.float32
+    soft: float
+    img_shape: tuple[int, int]
+    rng: np.random.Generator
+
+    def blob(self, amp: float, sharp: float | None = None) -> np.ndarray:
+        return np.clip((1 - self.r) / (self.soft if sharp is None else sharp), 0, 1) * amp
+
+    def texture(self, sigma: float) -> np.ndarray:
+        t: np.ndarray = self.rng.standard_normal(self.roi.shape).astype(np.float32)
+        t = cv2.GaussianBlur(t, (0, 0), sigmaX=max(sigma, 0.8))
+        return t / (float(t.std()) + 1e-6)
+
+    def lateral_t(self) -> np.ndarray:
+        """0 at the lateral chest wall, 1 medially, for a box on either side."""
+        x0, _, x1, _ = self.box
+        cols = self.img_shape[1]
+        return (self.xx - x0) / self.bw if (x0 + x1) / 2 < cols / 2 else (x1 - self.xx) / self.bw
+
+
 def _draw_lesion(img: np.ndarray, lesion: Lesion, g: ChestGeometry, rng: np.random.Generator) -> None:
     """Add one lesion to ``img`` in place, inside a neighbourhood of its box."""
+    painter = _PAINTERS.get(lesion.kind)  # cardiomegaly is drawn as the heart itself, not here
+    patch = _patch(img, lesion, rng) if painter is not None else None
+    if painter is not None and patch is not None:
+        painter(patch, lesion.kind, g)
+
+
+def _patch(img: np.ndarray, lesion: Lesion, rng: np.random.Generator) -> _Patch | None:
     rows, cols = img.shape
     x0, y0, x1, y1 = lesion.box
     bw, bh = max(x1 - x0, 2.0), max(y1 - y0, 2.0)
@@ -421,100 +466,122 @@ def _draw_lesion(img: np.ndarray, lesion: Lesion, g: ChestGeometry, rng: np.rand
     c0, c1 = max(0, int(x0 - pad)), min(cols, math.ceil(x1 + pad))
     r0, r1 = max(0, int(y0 - pad)), min(rows, math.ceil(y1 + pad))
     if c1 <= c0 or r1 <= r0:
-        return
-    roi = img[r0:r1, c0:c1]
+        return None
     yy = np.arange(r0, r1, dtype=np.float32)[:, None] + 0.5
     xx = np.arange(c0, c1, dtype=np.float32)[None, :] + 0.5
-    # u, v in [-1, 1] across the box
     u = (xx - (x0 + x1) / 2) / (bw / 2)
     v = (yy - (y0 + y1) / 2) / (bh / 2)
     r = np.sqrt(u**2 + v**2)
-    s = np.float32(lesion.strength)
-    kind = lesion.kind
-    soft = 2.0 / max(min(bw, bh), 4.0)  # a couple of pixels of edge
+    soft = 2.0 / max(min(bw, bh), 4.0)
+    box = (x0, y0, x1, y1)
+    return _Patch(img[r0:r1, c0:c1], box, bw, bh, xx, yy, u, v, r, np.float32(lesion.strength), soft,
+                  (rows, cols), rng)  # fmt: skip
 
-    def blob(amp: float, sharp: float = soft) -> np.ndarray:
-        return np.clip((1 - r) / sharp, 0, 1) * amp
 
-    def texture(sigma: float) -> np.ndarray:
-        t: np.ndarray = rng.standard_normal(roi.shape).astype(np.float32)
-        t = cv2.GaussianBlur(t, (0, 0), sigmaX=max(sigma, 0.8))
-        return t / (float(t.std()) + 1e-6)
+def _nodule(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    profile = np.sqrt(np.clip(1 - p.r**2, 0, 1))
+    if kind == "mass":
+        lobes = 1 + 0.12 * np.cos(5 * np.arctan2(p.v, p.u) + p.rng.uniform(0, 6.28))
+        profile = np.sqrt(np.clip(1 - (p.r / lobes) ** 2, 0, 1))
+    p.roi += (0.10 + 0.14 * profile) * (profile > 0) * p.s
 
-    if kind in ("nodule", "mass"):
-        profile = np.sqrt(np.clip(1 - r**2, 0, 1))
-        if kind == "mass":
-            lobes = 1 + 0.12 * np.cos(5 * np.arctan2(v, u) + rng.uniform(0, 6.28))
-            profile = np.sqrt(np.clip(1 - (r / lobes) ** 2, 0, 1))
-        roi += (0.10 + 0.14 * profile) * (profile > 0) * s
-    elif kind == "calcification":
-        roi += blob(0.35, 0.3) * s
-    elif kind in ("opacity", "consolidation", "infiltration", "edema", "ild", "fibrosis", "other"):
-        shape = np.clip((1 - r) / 0.35, 0, 1)
-        shape = shape * shape * (3 - 2 * shape)  # smooth edge
-        if kind in ("ild", "fibrosis"):
-            t = texture(max(1.0, min(bw, bh) / 30))
-            pattern = 0.35 + 0.65 * np.exp(-((t / 0.45) ** 2))
-            amp = 0.15
-        elif kind == "consolidation":
-            t = texture(max(1.0, min(bw, bh) / 25))
-            pattern = 1 - 0.5 * np.exp(-((t / 0.25) ** 2))  # dark air bronchograms
-            amp = 0.20
-        elif kind == "infiltration":
-            pattern = np.clip(0.6 + 0.4 * texture(max(1.0, min(bw, bh) / 10)), 0.1, 1.4)
-            amp = 0.13
-        elif kind == "edema":
-            pattern = np.clip(0.8 + 0.2 * texture(max(1.0, min(bw, bh) / 8)), 0.4, 1.2)
-            amp = 0.11
-        else:
-            pattern = np.clip(0.75 + 0.25 * texture(max(1.0, min(bw, bh) / 8)), 0.3, 1.3)
-            amp = 0.16
-        roi += shape * pattern * amp * s
-    elif kind == "atelectasis":
-        band = np.clip((1 - np.sqrt(u**2 + (v * 1.0) ** 2)) / 0.3, 0, 1)
-        roi += band * 0.17 * s
-    elif kind == "effusion":
-        lateral_left = (x0 + x1) / 2 < cols / 2
-        t = (xx - x0) / bw if lateral_left else (x1 - xx) / bw  # 0 at the lateral wall, 1 medially
-        meniscus = y0 + bh * (0.02 + 0.45 * np.clip(t, 0, 1) ** 0.8)
-        fluid = _step(yy - meniscus, 3.0) * _step(1.02 - np.abs(u), 0.05) * _step(y1 + 2 - yy, 3.0)
-        level = 0.50 + 0.03 * np.clip((yy - y0) / bh, 0, 1)
-        lung = g.lung_mask(xx / cols, yy / rows, edge=8.0 / cols)
-        roi[...] = roi + fluid * (np.maximum(level - roi, 0) + 0.04 * lung) * s
-    elif kind == "pleural_thickening":
-        horizontal = bw > bh
-        if horizontal:  # apical cap: thickest at the top middle
-            band = np.clip(1 - np.abs(u), 0, 1) ** 0.5 * _step(1 - np.abs(v), 0.2)
-        else:
-            band = _step(1 - np.abs(u), 0.3) * np.clip(1 - np.abs(v), 0, 1) ** 0.5
-        roi += band * 0.16 * s
-    elif kind == "pneumothorax":
-        lateral_left = (x0 + x1) / 2 < cols / 2
-        t = (xx - x0) / bw if lateral_left else (x1 - xx) / bw
-        curve = 0.85 + 0.15 * v**2  # the pleural line bows towards the middle
-        lung = g.lung_mask(xx / cols, yy / rows, edge=4.0 / cols)
-        inside = _step(curve - t, 2.0 / bw) * _step(t + 0.3, 0.1) * _step(1 - np.abs(v), 0.08) * lung
-        smooth = cv2.GaussianBlur(roi, (0, 0), sigmaX=max(2.0, min(bw, bh) / 8))
-        darker = smooth - 0.10 * s
-        roi[...] = roi * (1 - inside) + darker * inside
-        line = np.exp(-(((t - curve) * bw / 1.5) ** 2)) * _step(1 - np.abs(v), 0.08) * lung
-        roi += line * 0.08 * s
-    elif kind == "emphysema":
-        shape = np.clip((1 - r) / 0.4, 0, 1)
-        smooth = cv2.GaussianBlur(roi, (0, 0), sigmaX=max(2.0, min(bw, bh) / 10))
-        roi[...] = roi * (1 - shape) + (smooth - 0.07 * s) * shape
-    elif kind in ("cavity", "cyst"):
-        wall = 0.22 if kind == "cavity" else 0.1
-        ring = np.exp(-(((r - 0.85) / wall) ** 2))
-        roi += ring * (0.18 if kind == "cavity" else 0.10) * s
-        roi -= np.clip((0.75 - r) / 0.1, 0, 1) * 0.05 * s
-    elif kind in ("aortic_enlargement", "enlarged_pa", "mediastinal_shift"):
-        amp = {"aortic_enlargement": 0.14, "enlarged_pa": 0.12, "mediastinal_shift": 0.09}[kind]
-        shape = np.clip((1 - r) / 0.3, 0, 1) if kind != "mediastinal_shift" else _step(1 - np.abs(u), 0.2)
-        if kind == "mediastinal_shift":
-            shape = shape * _step(1 - np.abs(v), 0.2)
-        roi += shape * amp * s
-    elif kind in ("rib_fracture", "clavicle_fracture"):
-        callus = np.clip((1 - r) / 0.4, 0, 1)
-        gap = np.exp(-(((u * 0.8 + v * 0.6) / 0.12) ** 2)) * (r < 0.9)
-        roi += (callus * 0.16 - gap * 0.08) * s
+
+def _calcification(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    p.roi += p.blob(0.35, 0.3) * p.s
+
+
+def _opacity(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    shape = np.clip((1 - p.r) / 0.35, 0, 1)
+    shape = shape * shape * (3 - 2 * shape)  # smooth edge
+    side = min(p.bw, p.bh)
+    if kind in ("ild", "fibrosis"):
+        t = p.texture(max(1.0, side / 30))
+        pattern, amp = 0.35 + 0.65 * np.exp(-((t / 0.45) ** 2)), 0.15
+    elif kind == "consolidation":
+        t = p.texture(max(1.0, side / 25))
+        pattern, amp = 1 - 0.5 * np.exp(-((t / 0.25) ** 2)), 0.20  # dark air bronchograms
+    elif kind == "infiltration":
+        pattern, amp = np.clip(0.6 + 0.4 * p.texture(max(1.0, side / 10)), 0.1, 1.4), 0.13
+    elif kind == "edema":
+        pattern, amp = np.clip(0.8 + 0.2 * p.texture(max(1.0, side / 8)), 0.4, 1.2), 0.11
+    else:
+        pattern, amp = np.clip(0.75 + 0.25 * p.texture(max(1.0, side / 8)), 0.3, 1.3), 0.16
+    p.roi += shape * pattern * amp * p.s
+
+
+def _atelectasis(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    band = np.clip((1 - np.sqrt(p.u**2 + (p.v * 1.0) ** 2)) / 0.3, 0, 1)
+    p.roi += band * 0.17 * p.s
+
+
+def _effusion(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    _, y0, _, y1 = p.box
+    rows, cols = p.img_shape
+    t = p.lateral_t()
+    meniscus = y0 + p.bh * (0.02 + 0.45 * np.clip(t, 0, 1) ** 0.8)
+    fluid = _step(p.yy - meniscus, 3.0) * _step(1.02 - np.abs(p.u), 0.05) * _step(y1 + 2 - p.yy, 3.0)
+    level = 0.50 + 0.03 * np.clip((p.yy - y0) / p.bh, 0, 1)
+    lung = g.lung_mask(p.xx / cols, p.yy / rows, edge=8.0 / cols)
+    p.roi[...] = p.roi + fluid * (np.maximum(level - p.roi, 0) + 0.04 * lung) * p.s
+
+
+def _pleural_thickening(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    if p.bw > p.bh:  # apical cap: thickest at the top middle
+        band = np.clip(1 - np.abs(p.u), 0, 1) ** 0.5 * _step(1 - np.abs(p.v), 0.2)
+    else:
+        band = _step(1 - np.abs(p.u), 0.3) * np.clip(1 - np.abs(p.v), 0, 1) ** 0.5
+    p.roi += band * 0.16 * p.s
+
+
+def _pneumothorax(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    rows, cols = p.img_shape
+    t = p.lateral_t()
+    curve = 0.85 + 0.15 * p.v**2  # the pleural line bows towards the middle
+    lung = g.lung_mask(p.xx / cols, p.yy / rows, edge=4.0 / cols)
+    rim = _step(1 - np.abs(p.v), 0.08)
+    inside = _step(curve - t, 2.0 / p.bw) * _step(t + 0.3, 0.1) * rim * lung
+    smooth = cv2.GaussianBlur(p.roi, (0, 0), sigmaX=max(2.0, min(p.bw, p.bh) / 8))
+    darker = smooth - 0.10 * p.s
+    p.roi[...] = p.roi * (1 - inside) + darker * inside
+    line = np.exp(-(((t - curve) * p.bw / 1.5) ** 2)) * rim * lung
+    p.roi += line * 0.08 * p.s
+
+
+def _emphysema(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    shape = np.clip((1 - p.r) / 0.4, 0, 1)
+    smooth = cv2.GaussianBlur(p.roi, (0, 0), sigmaX=max(2.0, min(p.bw, p.bh) / 10))
+    p.roi[...] = p.roi * (1 - shape) + (smooth - 0.07 * p.s) * shape
+
+
+def _cavity(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    wall = 0.22 if kind == "cavity" else 0.1
+    ring = np.exp(-(((p.r - 0.85) / wall) ** 2))
+    p.roi += ring * (0.18 if kind == "cavity" else 0.10) * p.s
+    p.roi -= np.clip((0.75 - p.r) / 0.1, 0, 1) * 0.05 * p.s
+
+
+def _mediastinal(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    amp = {"aortic_enlargement": 0.14, "enlarged_pa": 0.12, "mediastinal_shift": 0.09}[kind]
+    if kind == "mediastinal_shift":
+        shape = _step(1 - np.abs(p.u), 0.2) * _step(1 - np.abs(p.v), 0.2)
+    else:
+        shape = np.clip((1 - p.r) / 0.3, 0, 1)
+    p.roi += shape * amp * p.s
+
+
+def _fracture(p: _Patch, kind: str, g: ChestGeometry) -> None:
+    callus = np.clip((1 - p.r) / 0.4, 0, 1)
+    gap = np.exp(-(((p.u * 0.8 + p.v * 0.6) / 0.12) ** 2)) * (p.r < 0.9)
+    p.roi += (callus * 0.16 - gap * 0.08) * p.s
+
+
+_Painter = Callable[[_Patch, str, ChestGeometry], None]
+_PAINTERS: dict[str, _Painter] = {
+    "nodule": _nodule, "mass": _nodule, "calcification": _calcification,
+    **dict.fromkeys(("opacity", "consolidation", "infiltration", "edema", "ild", "fibrosis"), _opacity),
+    "other": _opacity,
+    "atelectasis": _atelectasis, "effusion": _effusion, "pleural_thickening": _pleural_thickening,
+    "pneumothorax": _pneumothorax, "emphysema": _emphysema, "cavity": _cavity, "cyst": _cavity,
+    "aortic_enlargement": _mediastinal, "enlarged_pa": _mediastinal, "mediastinal_shift": _mediastinal,
+    "rib_fracture": _fracture, "clavicle_fracture": _fracture,
+}  # fmt: skip
