@@ -69,6 +69,17 @@ def _holder_record(purpose: str) -> dict[str, Any]:
     }
 
 
+def _wait_for_holder(path: Path, tries: int = 50) -> dict[str, Any]:
+    """The holder's record; it stamps the file just after taking the lock, so an empty file is retried."""
+    holder: dict[str, Any] = {}
+    for _ in range(tries):
+        holder = read_holder(path)
+        if holder:
+            break
+        time.sleep(0.01)
+    return holder
+
+
 def _same_file(fd: int, path: Path) -> bool:
     try:
         on_disk = os.stat(path)
@@ -86,7 +97,7 @@ def _acquire(path: Path, purpose: str) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = read_holder(path)
+            holder = _wait_for_holder(path)
             raise FolderLockedError(
                 f"{path.parent}: in use by another cxrlab run ({describe_holder(holder)}); "
                 f"wait for it to finish (the lock is {path.name}, freed when that process exits)",

@@ -28,8 +28,14 @@ class FolderBusy(CxrlabError):
 
 
 def _holder(fd: int) -> str:
+    text = b""
+    for _ in range(50):  # the holder stamps the file just after taking the lock: give it a moment
+        text = os.pread(fd, 4096, 0)
+        if text:
+            break
+        time.sleep(0.01)
     try:
-        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
+        info = json.loads(text.decode("utf-8") or "{}")
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["started"])))
         return f"pid {info['pid']} on {info['host']}, started {started}"
     except (ValueError, KeyError, OSError, TypeError):
