@@ -298,7 +298,7 @@ def test_two_concurrent_runs_one_waits_out_nothing_redone(tmp_path: Path) -> Non
     for code, _stdout, stderr in outcomes:
         assert "Traceback" not in stderr
         if code == 1:
-            assert "another convert is writing into this folder (pid" in stderr
+            assert "in use by another cxrlab run (convert, pid" in stderr
     converted = sum(json.loads(stdout)["converted"] for code, stdout, _ in outcomes if code == 0)
     assert converted == 12  # never twice
     assert len(pd.read_parquet(out / "manifest.parquet")) == 12
