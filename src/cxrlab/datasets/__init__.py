@@ -6,8 +6,7 @@ reader (or the phantom) does not import them all.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cxrlab.lazy import lazy_exports
 
 _EXPORTS = {
     "DatasetIndex": "index",
@@ -36,9 +35,4 @@ _EXPORTS = {
     "write_split_tables": "splits",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,7 @@ The conversion itself is ``cxrlab.imaging.convert.convert`` (the module shares i
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cxrlab.lazy import lazy_exports
 
 _EXPORTS = {
     "ConvertOptions": "pipeline",
@@ -43,10 +42,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cxrlab.imaging' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"cxrlab.imaging.{module}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -10,8 +10,7 @@ ROC curves with bootstrap bands, AP and best/worst cases. ``report``: the self-c
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from cxrlab.lazy import lazy_exports
 
 _EXPORTS = {
     "LabelStats": "statistics",
@@ -31,9 +30,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(f"cxrlab.viz.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'cxrlab.viz' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
