@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from cxrlab import __version__
+import cxrlab
 from cxrlab.cli import annotate as _annotate_cli
 from cxrlab.cli import convert as _convert_cli
 from cxrlab.cli import deid as _deid_cli
@@ -61,7 +61,7 @@ app.command("report", rich_help_panel="9. Look")(_look_cli.report_cmd)
 
 def _version(value: bool) -> None:
     if value:
-        print(f"cxrlab {__version__}")
+        print(f"cxrlab {cxrlab.__version__}")
         raise typer.Exit()
 
 

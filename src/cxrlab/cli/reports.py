@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from cxrlab.atomic import refuse_inputs
 from cxrlab.cli.common import console, flags, new_app, print_json
 from cxrlab.errors import UsageError
-from cxrlab.tables import check_table_suffix, write_table
+
+if TYPE_CHECKING:  # pandas only when a command runs: `cxrlab --help` and other commands start faster
+    import pandas as pd
 
 app = new_app("Label free-text radiology reports: findings, negation, uncertainty.")
 
@@ -86,6 +87,7 @@ def label(
     """Label reports: 1 positive, 0 negative, -1 uncertain, blank not mentioned; 'No finding' derived."""
     from cxrlab.reports.labeler import ReportLabeler
     from cxrlab.reports.reading import read_reports
+    from cxrlab.tables import check_table_suffix, write_table
 
     check_table_suffix(out)
     with flags(out="--out"):

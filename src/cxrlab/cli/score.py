@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -22,7 +22,7 @@ def _fmt(value: object, digits: int = 3) -> str:
     """Counts as integers, metrics with ``digits`` decimals, an undefined value (NaN/None) as n/a."""
     if value is None:
         return "n/a"
-    if isinstance(value, (int, np.integer)):
+    if isinstance(value, numbers.Integral):  # int and numpy's integers (registered), without importing numpy
         return str(value)
     try:
         number = float(value)  # type: ignore[arg-type]
