@@ -21,7 +21,7 @@ from imaging_helpers import chest_like, make_dicom
 
 from cxrlab.datasets.phantom import TRANSFER_SYNTAXES
 from cxrlab.errors import CxrlabError, UsageError
-from cxrlab.imaging import pipeline
+from cxrlab.imaging import manifest, pipeline
 from cxrlab.imaging.convert import ConvertOptions, convert
 from cxrlab.imaging.lock import FolderBusy, folder_lock
 
@@ -238,10 +238,10 @@ def test_disk_full_on_the_manifest_keeps_the_previous_pair(
     before = {n: (out / n).read_bytes() for n in ("manifest.parquet", "manifest.csv")}
     make_dicom(src, "f3.dcm", chest_like(48, 40, seed=3))
 
-    def full(self: pd.DataFrame, path: object, *args: object, **kwargs: object) -> None:
+    def full(rows: object, path: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", full)  # the csv is the second, last, file of the pair
+    monkeypatch.setattr(manifest, "_write_csv", full)  # the csv is the second, last, file of the pair
     err = _main_exits_1(monkeypatch, capfd, src, out)
     assert len(err) == 1 and "No space left on device" in err[0]
     assert {n: (out / n).read_bytes() for n in before} == before  # the pair agrees: both the previous

@@ -120,7 +120,7 @@ def convert_cmd(
 
     result = convert(src, out, options, workers=workers, cluster=cluster, root=root, findings=findings,
                      progress=not json_out, on_failure=report)  # fmt: skip
-    manifest = manifest_summary(result.manifest) if result.manifest else {}
+    manifest = result.summary
     if json_out:
         print_json({"total": result.total, "converted": result.converted, "skipped": result.skipped,
                     "failed": result.failed, "seconds": round(result.seconds, 2), "out": str(out),

@@ -28,28 +28,20 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from cxrlab.errors import UsageError
 from cxrlab.imaging.journal import changed_settings, read_journal, source_unchanged, write_settings
 from cxrlab.imaging.lock import folder_lock
-from cxrlab.imaging.manifest import manifest_frame, write_manifest
+from cxrlab.imaging.manifest import manifest_frame, summarize_records, write_manifest
 from cxrlab.imaging.pipeline import FORMATS, ConvertOptions, convert_file, encode_image
 from cxrlab.imaging.runner import Task, failure_record, run_tasks
-from cxrlab.imaging.transform import scale_findings
 from cxrlab.progress import maybe_progress
-from cxrlab.tables import (
-    FINDINGS_FILE,
-    IMAGES_FILE,
-    conform_findings,
-    conform_images,
-    load_tables,
-    read_parquet,
-    save_tables,
-)
+
+if TYPE_CHECKING:  # pandas only for table sources and findings (cxrlab.imaging.convert_tables)
+    import pandas as pd
 
 __all__ = [
     "FORMATS",
@@ -65,6 +57,9 @@ __all__ = [
 SUFFIXES = (".dicom", ".dcm", ".png")
 JOURNAL = ".manifest.journal.jsonl"
 SETTINGS = "convert.json"
+IMAGES_FILE = "images.parquet"
+"""``cxrlab.tables.IMAGES_FILE``, the mark of a tables folder; repeated here because that module imports
+pandas, which a conversion of a folder of images never needs (a test checks that both agree)."""
 
 
 @dataclass
@@ -77,6 +72,8 @@ class ConvertResult:
     manifest: Path | None = None
     tables: Path | None = None
     seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+    """The manifest's counts (:func:`cxrlab.imaging.manifest.summarize_records`)."""
 
 
 # ---------------------------------------------------------------- what to convert
@@ -102,14 +99,12 @@ def collect_tasks(src: str | Path, out: str | Path, fmt: str = "png", root: str 
     """
     src, out = Path(src), Path(out).resolve()
     images = findings = None
-    if src.is_dir() and (src / IMAGES_FILE).is_file():
-        tables = load_tables(src)
-        images, findings = tables.images, tables.findings
-        pairs = _table_pairs(images, Path(root) if root else src, src)
-    elif src.is_file() and src.suffix.lower() in (".parquet", ".csv"):
-        table = read_parquet(src) if src.suffix.lower() == ".parquet" else _read_csv(src)
-        pairs = _table_pairs(table, Path(root) if root else src.parent, src)
-        images = conform_images(_with_image_columns(table))
+    if (src.is_dir() and (src / IMAGES_FILE).is_file()) or (
+        src.is_file() and src.suffix.lower() in (".parquet", ".csv")
+    ):
+        from cxrlab.imaging.convert_tables import table_sources
+
+        pairs, images, findings = table_sources(src, Path(root) if root else None)
     elif src.is_dir():
         pairs = [(p.stem, p) for p in _find_images(src, out)]
     else:
@@ -126,32 +121,6 @@ def collect_tasks(src: str | Path, out: str | Path, fmt: str = "png", root: str 
     ext = FORMATS[fmt]
     tasks = [Task(i, str(p.resolve()), str(out / f"{i}{ext}")) for i, p in pairs]
     return tasks, images, findings
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype={"image_id": str, "path": str})
-    except Exception as exc:
-        raise UsageError(f"{path}: not a readable CSV table ({exc})") from None
-
-
-def _table_pairs(table: pd.DataFrame, root: Path, what: Path) -> list[tuple[str, Path]]:
-    missing = [c for c in ("image_id", "path") if c not in table.columns]
-    if missing:
-        raise UsageError(f"{what}: the images table lacks column(s) {', '.join(missing)}")
-    no_path = table["path"].isna()
-    if no_path.any():
-        first = table["image_id"][no_path].iloc[0]
-        raise UsageError(f"{what}: {int(no_path.sum())} image(s) have no path (first: {first})")
-    return [(str(i), root / str(p)) for i, p in zip(table["image_id"], table["path"], strict=True)]
-
-
-def _with_image_columns(table: pd.DataFrame) -> pd.DataFrame:
-    table = table.copy()
-    for column in ("dataset", "split", "patient_id", "width", "height", "sex", "age", "view"):
-        if column not in table.columns:
-            table[column] = pd.NA
-    return table
 
 
 # ---------------------------------------------------------------- journal and settings
@@ -202,7 +171,9 @@ def convert(
     _check_folders(Path(src), out)
     tasks, images, table_findings = collect_tasks(src, out, options.format, root)
     if findings is not None:
-        images, table_findings = _load_findings(Path(findings), images)
+        from cxrlab.imaging.convert_tables import load_findings
+
+        images, table_findings = load_findings(Path(findings), images)
     clash = next((t for t in tasks if t.output == t.source), None)
     if clash is not None:
         raise UsageError(f"{out}: converting {clash.source} would overwrite it; choose another output folder")
@@ -210,10 +181,13 @@ def convert(
     with folder_lock(out):
         _check_settings(out, options)
         result = _run(tasks, out, options, workers, cluster, progress, on_failure)
-        manifest = _manifest(tasks, read_journal(out / JOURNAL), out)
-        result.manifest = write_manifest(manifest, out)
+        rows = _manifest_rows(tasks, read_journal(out / JOURNAL), out)
+        result.manifest = write_manifest(rows, out)
+        result.summary = summarize_records(rows)
         if table_findings is not None:
-            result.tables = _write_tables(out, manifest, images, table_findings)
+            from cxrlab.imaging.convert_tables import write_tables
+
+            result.tables = write_tables(out, manifest_frame(rows), images, table_findings)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -269,7 +243,7 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _manifest(tasks: list[Task], records: dict[str, dict[str, Any]], out: Path) -> pd.DataFrame:
+def _manifest_rows(tasks: list[Task], records: dict[str, dict[str, Any]], out: Path) -> list[dict[str, Any]]:
     """One row per task, then a ``removed`` row per earlier output whose source is no longer converted."""
     rows = []
     current = set()
@@ -286,48 +260,4 @@ def _manifest(tasks: list[Task], records: dict[str, dict[str, Any]], out: Path) 
             rows.append({**record, "status": "removed", "output": output.name,
                          "error": f"{record.get('source')}: the source is gone since it was converted; "
                                   "its output is kept"})  # fmt: skip
-    return manifest_frame(rows)
-
-
-def _load_findings(path: Path, images: pd.DataFrame | None) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-    if path.is_dir():
-        if (path / IMAGES_FILE).is_file():
-            tables = load_tables(path)
-            return tables.images, tables.findings
-        return images, conform_findings(read_parquet(path / FINDINGS_FILE))
-    if path.suffix.lower() == ".parquet":
-        return images, conform_findings(read_parquet(path))
-    raise UsageError(f"{path}: --findings must be a tables folder or a findings .parquet file")
-
-
-def _write_tables(out: Path, manifest: pd.DataFrame, images: pd.DataFrame | None,
-                  findings: pd.DataFrame) -> Path:  # fmt: skip
-    ok = manifest[manifest["status"] == "ok"]
-    sizes = pd.DataFrame(
-        {
-            "image_id": ok["image_id"].astype("string"),
-            "new_path": ok["output"].astype("string"),
-            "new_width": ok["width"],
-            "new_height": ok["height"],
-            "source_width": ok["orig_width"],
-            "source_height": ok["orig_height"],
-            "scale_x": ok["scale_x"],
-            "scale_y": ok["scale_y"],
-        }
-    )
-    if images is None:
-        images = _with_image_columns(sizes[["image_id"]].assign(path=sizes["new_path"]))
-    base = images.copy()
-    base["image_id"] = base["image_id"].astype("string")
-    merged = base.merge(sizes, on="image_id", how="inner")
-    if "path" in merged.columns:
-        merged = merged.rename(columns={"path": "source_path"})
-    merged["path"] = merged.pop("new_path")
-    merged["width"] = merged.pop("new_width")
-    merged["height"] = merged.pop("new_height")
-    new_images = conform_images(merged)
-    findings = conform_findings(findings)
-    known = findings["image_id"].isin(new_images["image_id"])
-    new_findings = scale_findings(findings[known], sizes[["image_id", "scale_x", "scale_y"]])
-    save_tables(out, new_images, new_findings)
-    return out
+    return rows

@@ -10,14 +10,15 @@ side to the size and never pads: there is no offset, and ``scale_x == scale_y``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from cxrlab.errors import UsageError
-from cxrlab.tables import BOX_COLUMNS
+
+if TYPE_CHECKING:  # pandas only for the boxes: converting images does not import it
+    import pandas as pd
 
 __all__ = ["Resize", "plan_resize", "resize_image", "scale_boxes", "scale_findings"]
 
@@ -74,6 +75,8 @@ def scale_boxes(boxes: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray
 def scale_findings(findings: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
     """Rescale every box of ``findings`` by its image's ``scale_x``/``scale_y`` (``scales``: image_id,
     scale_x, scale_y). Rows of images absent from ``scales`` are dropped; image-level rows keep NaN."""
+    from cxrlab.tables import BOX_COLUMNS
+
     merged = findings.merge(scales[["image_id", "scale_x", "scale_y"]], on="image_id", how="inner")
     boxes = merged[BOX_COLUMNS].to_numpy(dtype=np.float64)
     sx = merged["scale_x"].to_numpy(dtype=np.float64)[:, None]
