@@ -39,7 +39,7 @@ from cxrlab.metrics.submission import (
     read_prediction_table,
     read_submission,
 )
-from cxrlab.params import check_count, check_iou, check_probability
+from cxrlab.params import check_choice, check_count, check_iou, check_probability
 from cxrlab.tables import BOX_COLUMNS, Tables, load_tables, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
@@ -409,8 +409,7 @@ def score(
     threshold: float = 0.5,
 ) -> MetricScore:
     """Load the truth tables and the predictions, check them, and compute ``metric``."""
-    if metric not in METRICS:
-        raise UsageError(f"unknown metric '{metric}'; choose from {', '.join(METRICS)}")
+    check_choice(metric, METRICS, "metric")
     check_iou(iou_threshold, "iou_threshold")  # usage before data: checked again where they are used
     check_count(n_boot, "n_boot")
     check_probability(threshold, "threshold")
