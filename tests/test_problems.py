@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,3 +57,19 @@ def test_examples_stops_early_on_a_generator() -> None:
 
     assert examples(numbers(), 3) == ["0", "1", "2"]
     assert len(seen) <= 4
+
+
+def test_a_problem_of_one_row_says_where_and_keeps_its_image(tmp_path: Path) -> None:
+    """Submission checks report per row with the same type as the index readers (one JSON shape)."""
+    from cxrlab.metrics.submission import read_submission
+
+    row = Problem.at("sub.csv", "line 4", "confidence", "confidence 1.5 outside [0, 1]", "ab12")
+    assert str(row) == "sub.csv: line 4 image ab12: confidence 1.5 outside [0, 1]"
+    assert row.count == 1 and row.examples == ["ab12"]
+    assert row.to_json()["where"] == "line 4 image ab12"
+    assert "where" not in Problem("labels.csv", "dup", 2, "duplicate rows").to_json()
+    path = tmp_path / "sub.csv"
+    path.write_text("image_id,PredictionString\nab12,0 1.5 0 0 10 10\n")
+    _, problems = read_submission(path)
+    assert [type(p) for p in problems] == [Problem]
+    assert [(p.file, p.kind, p.where) for p in problems] == [(str(path), "confidence", "line 2 image ab12")]

@@ -123,3 +123,17 @@ def test_positions_in_matches_index_get_indexer() -> None:
     values = pd.Series([*rng.choice(allowed.to_numpy(), 300).tolist(), "nope.png", ""], dtype="string")
     expected = pd.Index(allowed.astype(object)).get_indexer(values.astype(object))
     assert tables.positions_in(values, allowed).tolist() == expected.tolist()
+
+
+def test_human_readers_are_those_who_only_mark() -> None:
+    """A model that once gives a probability of exactly 1.0 is still a model: the rule is per reader."""
+    from cxrlab.tables import human_readers
+
+    findings = pd.DataFrame(
+        {
+            "image_id": ["a", "a", "a", "b", "b"],
+            "reader": ["R1", "consensus", "model", "R2", "model"],
+            "score": [1.0, 1.0, 1.0, 1.0, 0.3],
+        }
+    )
+    assert human_readers(findings) == ["R1", "R2"]

@@ -6,8 +6,22 @@ They raise :class:`cxrlab.errors.ParameterError` naming the parameter; the CLI n
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from cxrlab.errors import ParameterError
+
+
+def check_choice(value: str, choices: Iterable[str], parameter: str) -> str:
+    """One of a fixed set of names (a label set, a format, a method): the message lists them all.
+
+    Options with a fixed set of values are plain strings in the CLI and the library alike; this check is
+    the one place they are validated, so a Python caller and a command-line user get the same sentence
+    (the CLI puts its flag in place of ``parameter``).
+    """
+    allowed = tuple(choices)
+    if value not in allowed:
+        raise ParameterError(parameter, f"must be one of {', '.join(allowed)} (got {value!r})")
+    return value
 
 
 def check_iou(value: float, parameter: str = "iou") -> float:

@@ -6,6 +6,9 @@ what was done about it, and a few examples a user can look up. ``severity`` sepa
 look at (``warning``: data dropped, changed or kept doubtfully) from the known quirks of a release
 (``note``). :class:`ProblemLog` collects them; an empty mask or an empty list adds nothing, so callers
 report every check unconditionally.
+
+A problem of one row (a line of a submission CSV, a row of a predictions table) says ``where`` it is: a
+file that must be fixed before it is used lists each such row, one line each.
 """
 
 from __future__ import annotations
@@ -32,13 +35,25 @@ class Problem:
     message: str  # what the rows show and the rule applied to them
     examples: list[str] = field(default_factory=list)
     severity: str = "warning"
+    where: str = ""  # the one row it is about ("line 4 image 1a2b...", "row 7"), if it is about one row
 
     def __str__(self) -> str:
+        if self.where:
+            return f"{self.file}: {self.where}: {self.message}"
         ex = f" (e.g. {', '.join(self.examples)})" if self.examples else ""
         return f"{self.file}: {self.count:,} {self.message}{ex}"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.where:
+            del data["where"]
+        return data
+
+    @classmethod
+    def at(cls, file: str, where: str, kind: str, message: str, image_id: str | None = None) -> Problem:
+        """A problem of the one row ``where`` (about ``image_id`` when given)."""
+        place = f"{where} image {image_id}" if image_id else where
+        return cls(file, kind, 1, message, [image_id] if image_id else [], where=place)
 
 
 def examples(values: Iterable[Any], n: int = MAX_EXAMPLES) -> list[str]:

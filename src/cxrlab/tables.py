@@ -281,7 +281,23 @@ def has_box(findings: pd.DataFrame) -> np.ndarray:
     return findings[BOX_COLUMNS].notna().all(axis=1).to_numpy()
 
 
-READER_DEFAULTS = ("consensus-or-all", "consensus-or-only", "only", "all")
+READER_DEFAULTS = ("consensus-or-all", "consensus-or-only", "only", "all", "consensus-per-image")
+
+
+def human_readers(findings: pd.DataFrame) -> list[str]:
+    """The readers who are people: not ``consensus``, and every score 1 (a radiologist marks a finding; a
+    model gives it a probability)."""
+    lowest = findings.groupby("reader", observed=True)["score"].min()
+    return sorted(str(r) for r, s in lowest.items() if s >= 1.0 and r != CONSENSUS)
+
+
+def _consensus_per_image(findings: pd.DataFrame) -> pd.DataFrame:
+    """Each image's ``consensus`` rows where it has a consensus reader; elsewhere the rows of its human
+    readers (of every reader when there is no human one, as in a model's own table)."""
+    is_consensus = (findings["reader"] == CONSENSUS).to_numpy()
+    decided = findings["image_id"].isin(findings.loc[is_consensus, "image_id"]).to_numpy()
+    people = human_readers(findings) or sorted(set(findings["reader"].dropna().astype(str)) - {CONSENSUS})
+    return findings[is_consensus | (~decided & findings["reader"].isin(people).to_numpy())]
 
 
 def select_readers(
@@ -298,7 +314,9 @@ def select_readers(
     ``parameter``). Otherwise by ``default``: ``consensus-or-all`` the ``consensus`` reader when present,
     else every reader (exports); ``consensus-or-only`` the consensus, else the only reader (truth for
     box metrics); ``only`` the only reader (a model's predictions); ``all`` every reader (image-level
-    truth). Where the default cannot choose, the error names ``parameter`` and the readers found.
+    truth); ``consensus-per-image`` image by image, the consensus where the image has one, else its human
+    readers (:func:`human_readers`; every reader when none is human), the readers of a label vote (label
+    statistics). Where the default cannot choose, the error names ``parameter`` and the readers found.
     """
     from cxrlab.errors import ParameterError  # here, so that this function stays one block of the file
 
@@ -314,6 +332,8 @@ def select_readers(
         return findings[findings["reader"].isin(wanted)], ", ".join(wanted)
     if default == "all":
         return findings, "any reader"
+    if default == "consensus-per-image":
+        return _consensus_per_image(findings), "the consensus where an image has one, else its human readers"
     if default != "only" and CONSENSUS in present:
         return findings[findings["reader"] == CONSENSUS], CONSENSUS
     if default == "consensus-or-all" or len(present) == 1:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from cxrlab.errors import CxrlabError
+from cxrlab.errors import CxrlabError, ParameterError
 
 NO_FINDING = "No finding"
 
@@ -227,13 +227,15 @@ CHEXPERT = LabelSet(
 LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (VINDR, VINDR_CHALLENGE, NIH, CHEXPERT)}
 
 
-def get_label_set(name: str | LabelSet) -> LabelSet:
+def get_label_set(name: str | LabelSet, parameter: str = "label_set") -> LabelSet:
+    """The label set called ``name`` (any spelling: "VinDr Challenge", "vindr-challenge"); an unknown name
+    is a :class:`ParameterError` of ``parameter``, listing the sets there are."""
     if isinstance(name, LabelSet):
         return name
     key = normalize(name).replace(" ", "-")
-    if key in LABEL_SETS:
-        return LABEL_SETS[key]
-    raise CxrlabError(f"unknown label set '{name}'; choose from {', '.join(LABEL_SETS)}")
+    if key not in LABEL_SETS:
+        raise ParameterError(parameter, f"must be one of {', '.join(LABEL_SETS)} (got {name!r})")
+    return LABEL_SETS[key]
 
 
 def canonical(name: str, label_set: str | LabelSet) -> str:

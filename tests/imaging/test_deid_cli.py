@@ -117,7 +117,7 @@ def test_map_is_private_and_the_tool_says_so(hospital: Path, tmp_path: Path) -> 
 
 def test_vindr_with_a_basic_option_is_a_usage_error(hospital: Path, tmp_path: Path) -> None:
     code, _, stderr = _invoke("deid", str(hospital), str(tmp_path / "o"), "--retain-dates-shifted")
-    assert code == 2 and "options of --profile basic" in stderr
+    assert code == 2 and "--profile must be basic for the PS3.15 options" in stderr
 
 
 def test_deid_is_in_the_imaging_panel() -> None:

@@ -196,7 +196,7 @@ def test_bad_options_are_usage_errors() -> None:
     from cxrlab.errors import ParameterError, UsageError
 
     imgs, f = images_table(["i"]), findings_table([("i", "R1", NF)])
-    with pytest.raises(UsageError, match="unknown consensus method"):
+    with pytest.raises(UsageError, match="method must be one of wbf, nms, majority-box"):
         consensus(imgs, f, method="soft-nms")
     for bad in (1.5, 2, -1, 0, 1, float("nan"), float("inf")):
         with pytest.raises(ParameterError, match=r"^iou ") as caught:  # the parameter, not the flag

@@ -53,7 +53,7 @@ def test_every_problem_is_listed_with_its_line_and_image(tmp_path: Path) -> None
     path = _write(tmp_path, "\n".join(lines) + "\n")
     extra = pd.DataFrame({"image_id": ["d" * 32], "width": [100], "height": [100]})
     _, problems = read_submission(path, images=pd.concat([IMAGES, extra]), expected=[A, B, C, "d" * 32])
-    text = [p.format(path) for p in problems]
+    text = [str(p) for p in problems]
     assert any("line 2" in t and A in t and "not a multiple of 6" in t for t in text)
     assert any("line 3" in t and "duplicate row" in t and "line 2" in t for t in text)
     assert any("line 4" in t and "confidence 1.5 outside [0, 1]" in t for t in text)
@@ -86,7 +86,7 @@ def test_malformed_strings(text: str, problem: str) -> None:
 def test_class_id_written_as_a_float_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, f"image_id,PredictionString\n{A},3.0 0.5 0 0 10 10\n")
     _, problems = read_submission(path)
-    assert len(problems) == 1 and "class id '3.0'" in problems[0].text
+    assert len(problems) == 1 and "class id '3.0'" in problems[0].message
 
 
 def test_wrong_header_is_one_clear_error(tmp_path: Path) -> None:

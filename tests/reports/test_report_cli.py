@@ -70,7 +70,8 @@ def test_usage_errors(tmp_path: Path) -> None:
     bad_set = runner.invoke(
         app, ["reports", "label", str(src), "--out", str(tmp_path / "o.csv"), "--labels", "x"]
     )
-    assert bad_set.exit_code == 2
+    assert isinstance(bad_set.exception, CxrlabError) and bad_set.exception.exit_code == 2
+    assert "--labels must be one of nih, chexpert, vindr" in str(bad_set.exception)
     assert not (tmp_path / "o.csv").exists()
 
 

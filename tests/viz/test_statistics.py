@@ -16,6 +16,9 @@ from rich.console import Console
 
 from conftest import REPO
 from cxrlab.datasets.nih import index_nih, write_index
+from cxrlab.datasets.vindr import index_vindr
+from cxrlab.errors import ParameterError
+from cxrlab.tables import select_readers
 from cxrlab.viz.statistics import age_band, label_statistics, positive_pairs, render
 
 FIXTURE = REPO / "tests" / "fixtures" / "nih"
@@ -93,6 +96,8 @@ def test_every_image_with_a_consensus_counts_the_consensus_only() -> None:
 def test_reader_option_counts_one_reader() -> None:
     _, findings = _multi_reader()
     pairs, rule = positive_pairs(findings, reader="R1")
+    with pytest.raises(ParameterError, match=r"^reader R9: no rows in the findings; readers: R1, R2"):
+        positive_pairs(findings, reader="R9")
     assert set(zip(pairs["image_id"], pairs["label"], strict=True)) == {
         ("a", "Nodule/Mass"), ("b", "Cardiomegaly"), ("d", "Cardiomegaly")
     }  # fmt: skip
@@ -164,4 +169,26 @@ def test_cli_stats_json(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert bad.returncode == 1 and "no finding by reader 'R9'" in bad.stderr
+    assert bad.returncode == 2 and "--reader R9: no rows in the findings" in bad.stderr
+
+
+def test_the_rule_on_the_vindr_phantom_is_the_loops(vindr_phantom: Path) -> None:
+    """Three readers per training image, a consensus per test image, a model's probabilities mixed in:
+    the readers ``select_readers`` picks image by image, and the pairs counted, are the plain loop's."""
+    findings = index_vindr(vindr_phantom).findings
+    rng = np.random.default_rng(0)
+    model = findings[findings["reader"] != "consensus"].sample(20, random_state=0)
+    findings = pd.concat([findings, model.assign(reader="model-a", score=rng.uniform(0, 0.99, len(model)))])
+    assert findings.groupby("image_id")["reader"].nunique().max() >= 3
+    assert (findings["reader"] == "consensus").any() and (findings["reader"] != "consensus").any()
+    chosen, _ = select_readers(findings, default="consensus-per-image")
+    expected = []
+    for _, rows in findings.groupby("image_id"):
+        has = (rows["reader"] == "consensus").any()
+        expected += list(rows.index[rows["reader"] == "consensus"] if has else rows.index[rows["score"] >= 1])
+    assert sorted(chosen.index) == sorted(expected)
+    pairs, rule = positive_pairs(findings)
+    assert set(zip(pairs["image_id"], pairs["label"], strict=True)) == _reference_pairs(findings)
+    assert rule.startswith("the 'consensus' reader on the ") and rule.endswith(
+        "model readers left out: model-a"
+    )

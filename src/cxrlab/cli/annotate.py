@@ -129,7 +129,10 @@ def user_add_cmd(
 ) -> None:
     """Add a user; the password comes from a hidden prompt, or the first line of stdin when piped."""
     from cxrlab.annotate.admin import add_member, create_user, find_project
+    from cxrlab.annotate.models import ROLES
+    from cxrlab.params import check_choice
 
+    check_choice(role, ROLES, "--role")  # before asking for the password
     password = _read_password(name)
     database = _database(db)
     with database.session() as s:

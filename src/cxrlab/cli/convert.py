@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cxrlab.cli.common import console, err_console, print_json
+from cxrlab.cli.common import console, err_console, flags, print_json
 
 
 def convert_cmd(
@@ -95,14 +95,15 @@ def convert_cmd(
         raise UsageError(f"--workers must be >= 1, got {workers}")
     if window < 1:
         raise UsageError(f"--window must be >= 1 (1 = the file's first window), got {window}")
-    display = DisplayOptions(
-        voi="none" if no_voi else "auto",
-        window_index=window - 1,
-        full_range=full_range,  # type: ignore[arg-type]
-        percentiles=percentiles,
-        bits=bits,
-    )
-    try:
+    with flags(format="--format", size="--size", full_range="--full-range", percentiles="--percentiles",
+               bits="--bits"):  # fmt: skip
+        display = DisplayOptions(
+            voi="none" if no_voi else "auto",
+            window_index=window - 1,
+            full_range=full_range,  # type: ignore[arg-type]
+            percentiles=percentiles,
+            bits=bits,
+        )
         options = ConvertOptions(
             size=size,
             keep_aspect=keep_aspect,
@@ -111,9 +112,6 @@ def convert_cmd(
             j2k_full=j2k_full,
             exact_voi=exact_voi,
         )
-    except UsageError as exc:  # the library names its parameters; the user typed flags
-        flag = str(exc).split()[0] in ("format", "size")
-        raise UsageError(f"--{exc}" if flag else str(exc)) from None
 
     def report(record: dict[str, Any]) -> None:
         err_console.print(f"[red]failed:[/red] {escape(str(record.get('error')))}")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cxrlab.cli.common import console, err_console, print_json
+from cxrlab.cli.common import console, err_console, flags, print_json
 
 KIND_NAMES = {
     "removed": "attributes removed",
@@ -75,7 +75,8 @@ def deid_cmd(
 
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
-    options = ProfileOptions(profile, retain_patient_characteristics, retain_dates_shifted)
+    with flags(profile="--profile"):
+        options = ProfileOptions(profile, retain_patient_characteristics, retain_dates_shifted)
 
     def report(held: dict[str, Any]) -> None:
         label = "held back" if held["kind"] == "burned-in" else "failed"

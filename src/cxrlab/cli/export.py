@@ -37,11 +37,13 @@ def export_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Write the findings in a detection or release format; class maps are written beside."""
-    from cxrlab.labels.export import export
+    from cxrlab.labels.export import FORMATS, export
+    from cxrlab.params import check_choice
     from cxrlab.tables import load_tables
 
+    check_choice(fmt, FORMATS, "--format")  # usage before reading the tables
     t = load_tables(tables)
-    with flags(out="--out", converted="--images", readers="--reader"):
+    with flags(fmt="--format", out="--out", converted="--images", readers="--reader"):
         result = export(
             t.images,
             t.findings,

@@ -40,9 +40,11 @@ def consensus_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Majority vote of image labels and fusion of boxes; writes the result as reader `consensus`."""
-    from cxrlab.labels.consensus import consensus
+    from cxrlab.labels.consensus import METHODS, consensus
+    from cxrlab.params import check_choice
     from cxrlab.tables import load_tables, save_tables
 
+    check_choice(method, METHODS, "--method")  # usage before reading the tables
     t = load_tables(tables)
     with flags(iou="--iou", min_readers="--min-readers"):
         result = consensus(

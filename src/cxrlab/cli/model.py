@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cxrlab.cli.common import console, err_console, print_json
+from cxrlab.params import check_choice
 
 if TYPE_CHECKING:
     from cxrlab.model.config import TrainConfig
@@ -86,8 +87,14 @@ def train_cmd(
     """Train the classifier + detector; checkpoints, metrics.csv, loss/metric plots, model card in the run."""
     from cxrlab.errors import UsageError
     from cxrlab.model.config import resolve_config
+    from cxrlab.model.data import LABEL_SETS, TARGET_MODES
+    from cxrlab.model.network import ARCHITECTURES
     from cxrlab.model.train import train
 
+    for value, allowed, flag in ((labels, LABEL_SETS, "--labels"), (arch, ARCHITECTURES, "--arch"),
+                                 (targets, TARGET_MODES, "--targets")):  # fmt: skip
+        if value is not None:
+            check_choice(value, allowed, flag)
     if resume is not None:
         cfg = _resumed(resume, labels, epochs, threads)
     else:
@@ -123,12 +130,11 @@ def predict_cmd(
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
 ) -> None:
     """Predict every image: a findings table (reader = run name) with probabilities, boxes, CAM boxes."""
-    from cxrlab.errors import UsageError
     from cxrlab.metrics.submission import make_submission, write_submission
+    from cxrlab.model.checkpoint import CHECKPOINTS
     from cxrlab.model.predict import FINDINGS_OUT, SUBMISSION_OUT, predict, submission_rows
 
-    if checkpoint not in ("best", "last"):
-        raise UsageError(f"--checkpoint must be best or last, not {checkpoint}")
+    check_choice(checkpoint, CHECKPOINTS, "--checkpoint")
     result = predict(
         run,
         images,
@@ -163,7 +169,10 @@ def evaluate_cmd(
 ) -> None:
     """Predict a split and score it: AUROC with CIs, mAP@0.4 (challenge), T(IoBB) of the CAM boxes."""
     from cxrlab.cli.score import print_score
+    from cxrlab.model.checkpoint import CHECKPOINTS
     from cxrlab.model.evaluate import evaluate
+
+    check_choice(checkpoint, CHECKPOINTS, "--checkpoint")
 
     result = evaluate(
         run,

@@ -31,8 +31,10 @@ def verify(
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Check every archive against its MD5 and its gzip + tar structure; exit 1 if any fails."""
-    from cxrlab.datasets.nih_archives import checks_to_json, read_md5_file, verify_folder
+    from cxrlab.datasets.nih_archives import CHECK_MODES, checks_to_json, read_md5_file, verify_folder
+    from cxrlab.params import check_choice
 
+    check_choice(check, CHECK_MODES, "--check")  # usage before reading the MD5 list
     md5s = read_md5_file(md5_file) if md5_file else None
     checks = verify_folder(folder, md5s, mode=check, progress=not json_out)
     if json_out:

@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cxrlab.cli.common import console, new_app, print_json
-from cxrlab.errors import UsageError
+from cxrlab.cli.common import console, flags, new_app, print_json
 
 app = new_app(
     "Write phantom datasets: synthetic chest X-rays with lesions, in the datasets' own file formats."
@@ -23,6 +22,15 @@ Images = Annotated[int, typer.Option("--images", "-n", help="Number of images.")
 Seed = Annotated[int, typer.Option(help="Seed: the same seed writes byte-identical files.")]
 Size = Annotated[int, typer.Option(help="Image size in pixels (VinDr varies it a little; real ones ~3000).")]
 Json = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
+FLAGS = {
+    "images": "--images",
+    "size": "--size",
+    "layout": "--layout",
+    "test_fraction": "--test-fraction",
+    "archives": "--archives",
+    "patients": "--patients",
+}
+"""The phantom writers' parameters and the flags that set them."""
 
 
 @app.command()
@@ -36,23 +44,15 @@ def vindr(
         typer.Option(help="physionet (annotations/, train/, test/) or challenge (train.csv, Kaggle layout)."),
     ] = "physionet",
     test_fraction: Annotated[float, typer.Option(help="Share of images in the test set.")] = 0.2,
-    json: Json = False,
+    json_out: Json = False,
 ) -> None:
     """A phantom VinDr-CXR: DICOMs of varied encodings, 3 readers per training image, a consensus test set."""
     from cxrlab.datasets.phantom import make_vindr
 
-    if layout not in ("physionet", "challenge"):
-        raise UsageError(f"--layout must be physionet or challenge, got '{layout}'")
-    result = make_vindr(
-        out,
-        images=images,
-        seed=seed,
-        size=size,
-        layout=layout,
-        test_fraction=test_fraction,
-        progress=not json,
-    )
-    _report(result.summary, result.root, json)
+    with flags(**FLAGS):
+        result = make_vindr(out, images=images, seed=seed, size=size, layout=layout,
+                            test_fraction=test_fraction, progress=not json_out)  # fmt: skip
+    _report(result.summary, result.root, json_out)
 
 
 @app.command()
@@ -65,13 +65,14 @@ def nih(
         int | None,
         typer.Option(help="Number of images_NNN.tar.gz archives (default: 1 per 10 images, max 12)."),
     ] = None,
-    json: Json = False,
+    json_out: Json = False,
 ) -> None:
     """A phantom NIH ChestX-ray14: PNG archives, Data_Entry_2017.csv, BBox_List_2017.csv, lists, MD5s."""
     from cxrlab.datasets.phantom import make_nih
 
-    result = make_nih(out, images=images, seed=seed, size=size, archives=archives, progress=not json)
-    _report(result.summary, result.root, json)
+    with flags(**FLAGS):
+        result = make_nih(out, images=images, seed=seed, size=size, archives=archives, progress=not json_out)
+    _report(result.summary, result.root, json_out)
 
 
 @app.command()
@@ -80,14 +81,15 @@ def hospital(
     patients: Annotated[int, typer.Option(help="Number of patients (each has 2 studies, 2-6 images).")] = 3,
     seed: Seed = 0,
     size: Annotated[int, typer.Option(help="Image size in pixels.")] = 256,
-    json: Json = False,
+    json_out: Json = False,
 ) -> None:
     """A phantom hospital export: DICOMs full of fake patient information (names, dates, ids, private
     tags, PHI in sequences, burned-in text) for `cxrlab deid` and `cxrlab dicom phi-check`."""
     from cxrlab.datasets.phantom import make_hospital
 
-    result = make_hospital(out, patients=patients, seed=seed, size=size, progress=not json)
-    _report(result.summary, result.root, json)
+    with flags(**FLAGS):
+        result = make_hospital(out, patients=patients, seed=seed, size=size, progress=not json_out)
+    _report(result.summary, result.root, json_out)
 
 
 def _report(summary: dict[str, Any], root: Path, as_json: bool) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,34 +18,19 @@ if TYPE_CHECKING:  # pandas only when a command runs: `cxrlab --help` and other 
 
 app = new_app("Label free-text radiology reports: findings, negation, uncertainty.")
 
-
-class LabelSetChoice(StrEnum):
-    nih = "nih"
-    chexpert = "chexpert"
-    vindr = "vindr"
-
-
-class UncertainChoice(StrEnum):
-    keep = "keep"
-    positive = "positive"
-    negative = "negative"
-
-
-class DifferentialChoice(StrEnum):
-    uncertain = "uncertain"
-    positive = "positive"
+CHOICE_FLAGS = {
+    "label_set": "--labels",
+    "uncertain": "--uncertain",
+    "differential": "--differential",
+    "split": "--split",
+}
+"""The library's parameter names of the commands' fixed-choice options, and their flags."""
 
 
 DIFFERENTIAL_HELP = (
     "Both candidates of a differential ('atelectasis versus scarring'): uncertain, or positive as the "
     "MeSH indexers of NIH-style gold coded them."
 )
-
-
-class SplitChoice(StrEnum):
-    all = "all"
-    dev = "dev"
-    holdout = "holdout"
 
 
 @app.command("label")
@@ -56,15 +40,13 @@ def label(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output table: .csv, .tsv or .parquet.")],
     labels: Annotated[
-        LabelSetChoice, typer.Option(help="Label set: one column per label.")
-    ] = LabelSetChoice.nih,
+        str, typer.Option(help="Label set (nih, chexpert or vindr): one column per label.")
+    ] = "nih",
     uncertain: Annotated[
-        UncertainChoice,
+        str,
         typer.Option(help="Uncertain mentions: keep as -1, or count them as positive or negative."),
-    ] = UncertainChoice.keep,
-    differential: Annotated[
-        DifferentialChoice, typer.Option(help=DIFFERENTIAL_HELP)
-    ] = DifferentialChoice.uncertain,
+    ] = "keep",
+    differential: Annotated[str, typer.Option(help=DIFFERENTIAL_HELP)] = "uncertain",
     explain: Annotated[
         bool,
         typer.Option("--explain", help="Add an 'explanation' column: matched phrase and rule per label."),
@@ -85,7 +67,7 @@ def label(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Label reports: 1 positive, 0 negative, -1 uncertain, blank not mentioned; 'No finding' derived."""
-    from cxrlab.reports.labeler import ReportLabeler
+    from cxrlab.reports.labeler import ReportLabeler, check_differential, check_policy
     from cxrlab.reports.reading import read_reports
     from cxrlab.tables import check_table_suffix, write_table
 
@@ -94,11 +76,15 @@ def label(
         refuse_inputs(out, [source, phrases, rules])
     if out.is_dir():
         raise UsageError(f"{out}: is a folder; the output is a table file (.csv, .tsv or .parquet)")
+    with flags(**CHOICE_FLAGS):
+        policy = check_policy(uncertain)
+        labeler = ReportLabeler(
+            labels, phrases=phrases, rules=rules, differential=check_differential(differential)
+        )
     with flags(text_columns="--text-col", id_column="--id-col"):
         reports = read_reports(source, text_columns=text_col, id_column=id_col)
-    labeler = ReportLabeler(labels.value, phrases=phrases, rules=rules, differential=differential.value)
     table = labeler.label_reports(
-        reports["text"], reports["report_id"], uncertain=uncertain.value, explain=explain, progress=True
+        reports["text"], reports["report_id"], uncertain=policy, explain=explain, progress=True
     )
     write_table(table, out)
     columns = list(labeler.label_set.labels)
@@ -117,7 +103,7 @@ def label(
     if json_out:
         print_json(summary)
         return
-    grid = Table(title=f"{len(table)} reports labelled with the {labels.value} list -> {out}")
+    grid = Table(title=f"{len(table)} reports labelled with the {labels} list -> {out}")
     for name in ("label", "positive", "uncertain", "negative"):
         grid.add_column(name, justify="left" if name == "label" else "right")
     per_label: dict[str, dict[str, int]] = summary["labels"]  # type: ignore[assignment]
@@ -159,31 +145,27 @@ def evaluate(
         Path, typer.Argument(help="NegBio gold CSV (filename = CXR<uid>, one 0/1 column per label).")
     ],
     split: Annotated[
-        SplitChoice, typer.Option(help="Score all reports, or the dev / holdout part of a hash split.")
-    ] = SplitChoice.all,
+        str, typer.Option(help="Score all reports, or the dev / holdout part of a hash split.")
+    ] = "all",
     uncertain: Annotated[
-        UncertainChoice, typer.Option(help="How uncertain mentions count against the 0/1 gold.")
-    ] = UncertainChoice.negative,
-    differential: Annotated[
-        DifferentialChoice, typer.Option(help=DIFFERENTIAL_HELP)
-    ] = DifferentialChoice.uncertain,
+        str,
+        typer.Option(help="How uncertain mentions (keep, positive, negative) count against the 0/1 gold."),
+    ] = "negative",
+    differential: Annotated[str, typer.Option(help=DIFFERENTIAL_HELP)] = "uncertain",
     json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Per-label precision, recall and F1 of the NIH list on Open-i reports, and the micro average."""
     from cxrlab.reports.evaluate import evaluate_openi
-    from cxrlab.reports.labeler import ReportLabeler
+    from cxrlab.reports.labeler import ReportLabeler, check_differential, check_policy
 
-    labeler = ReportLabeler("nih", differential=differential.value)
-    result = evaluate_openi(
-        reports_csv, gold_csv, split=split.value, uncertain=uncertain.value, labeler=labeler
-    )
+    with flags(**CHOICE_FLAGS):
+        labeler = ReportLabeler("nih", differential=check_differential(differential))
+        policy = check_policy(uncertain)
+        result = evaluate_openi(reports_csv, gold_csv, split=split, uncertain=policy, labeler=labeler)
     if json_out:
         print_json(result.to_dict())
         return
-    title = (
-        f"{result.reports} reports ({split.value}), uncertain counted {uncertain.value}, "
-        f"differentials {differential.value}"
-    )
+    title = f"{result.reports} reports ({split}), uncertain counted {uncertain}, differentials {differential}"
     console.print(evaluation_table(result.to_frame(), title))
     console.print(
         f"micro-F1 {result.micro.f1:.3f} over the {len(result.scored)} labels with positives; "

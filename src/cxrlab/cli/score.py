@@ -109,6 +109,7 @@ def score(
     from cxrlab.metrics.scoring import score as run_score
 
     with flags(
+        metric="--metric",
         iou_threshold="--iou",
         n_boot="--bootstrap",
         threshold="--threshold",

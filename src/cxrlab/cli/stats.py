@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cxrlab.cli.common import console, print_json
+from cxrlab.cli.common import console, flags, print_json
 
 
 def stats_cmd(
@@ -28,7 +28,8 @@ def stats_cmd(
     from cxrlab.viz.statistics import label_statistics, render
 
     loaded = load_tables(tables, validate=False)
-    result = label_statistics(loaded.images, loaded.findings, reader=reader)
+    with flags(reader="--reader"):
+        result = label_statistics(loaded.images, loaded.findings, reader=reader)
     if json_out:
         print_json(result.to_json())
         return

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cxrlab.errors import CxrlabError
+from cxrlab.params import check_choice
 from cxrlab.progress import maybe_progress
 
 # The MD5s published in the NIH FAQ (Q07, contributed by Utku Ozbulak).
@@ -305,8 +306,7 @@ def verify_archive(
     the same pass; ``auto`` (default) hashes, then walks the structure only when the MD5 does not match or
     none is known, to say why (truncated at byte N, corrupt deflate data, broken tar header).
     """
-    if mode not in CHECK_MODES:
-        raise CxrlabError(f"unknown check mode '{mode}'; choose from {', '.join(CHECK_MODES)}", exit_code=2)
+    check_choice(mode, CHECK_MODES, "mode")
     path = Path(path)
     check = ArchiveCheck(name=path.name, ok=False, expected_md5=expected_md5)
     if not path.is_file():
@@ -353,6 +353,7 @@ def verify_folder(
     """Check every archive named in ``md5s`` (default: the FAQ's list) plus any other ``images_NNN.tar.gz``
     present (``images_NN.tar.gz``, the download script's names, stand for the FAQ's ``images_0NN.tar.gz``);
     a missing or failing archive does not stop the others."""
+    check_choice(mode, CHECK_MODES, "mode")
     folder = Path(folder)
     if not folder.is_dir():
         raise CxrlabError(f"{folder}: no such folder")

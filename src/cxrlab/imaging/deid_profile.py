@@ -46,7 +46,8 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 from cxrlab import __version__
-from cxrlab.errors import UsageError
+from cxrlab.errors import ParameterError
+from cxrlab.params import check_choice
 
 __all__ = [
     "PROFILES",
@@ -88,12 +89,12 @@ class ProfileOptions:
     retain_dates_shifted: bool = False
 
     def __post_init__(self) -> None:
-        if self.profile not in TABLES:
-            raise UsageError(f"--profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        check_choice(self.profile, PROFILES, "profile")
         if self.profile == "vindr" and (self.retain_patient_characteristics or self.retain_dates_shifted):
-            raise UsageError(
-                "--retain-patient-characteristics and --retain-dates-shifted are options of --profile "
-                "basic (the vindr whitelist keeps sex, age, size and weight, and no dates)"
+            raise ParameterError(
+                "profile",
+                "must be basic for the PS3.15 options (retain patient characteristics, retain dates "
+                "shifted); the vindr whitelist keeps sex, age, size and weight, and no dates",
             )
 
 

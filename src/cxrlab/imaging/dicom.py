@@ -18,14 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from struct import unpack_from
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pydicom.valuerep import VR
 
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError
+from cxrlab.params import check_choice
 
 __all__ = [
     "Applied",
@@ -64,16 +65,15 @@ class DisplayOptions:
 
     def __post_init__(self) -> None:
         if self.bits not in (8, 16):
-            raise UsageError(f"output bits must be 8 or 16, got {self.bits}")
-        if self.voi not in ("auto", "none"):
-            raise UsageError(f"voi must be 'auto' or 'none', got {self.voi!r}")
-        if self.full_range not in ("minmax", "percentile"):
-            raise UsageError(f"full_range must be 'minmax' or 'percentile', got {self.full_range!r}")
+            raise ParameterError("bits", f"must be 8 or 16 (got {self.bits})")
+        check_choice(self.voi, get_args(VoiMode), "voi")
+        check_choice(self.full_range, get_args(FullRange), "full_range")
         lo, hi = self.percentiles
         if not 0 <= lo < hi <= 100:
-            raise UsageError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
+            shown = f"(got {self.percentiles})"
+            raise ParameterError("percentiles", f"must satisfy 0 <= low < high <= 100 {shown}")
         if self.window_index < 0:
-            raise UsageError(f"window index must be >= 0, got {self.window_index}")
+            raise ParameterError("window_index", f"must be >= 0 (got {self.window_index})")
 
 
 @dataclass

@@ -21,13 +21,14 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from cxrlab.atomic import write_bytes_atomic
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError
 from cxrlab.imaging.allocator import keep_freed_memory
 from cxrlab.imaging.decoders import DecodeError, decode_pixels, read_dataset, syntax_name
 from cxrlab.imaging.dicom import Applied, DisplayOptions, apply_table, display_reference, display_table
 from cxrlab.imaging.png import encode_png
 from cxrlab.imaging.runner import Task
 from cxrlab.imaging.transform import Resize, plan_resize, resize_image
+from cxrlab.params import check_choice
 
 __all__ = ["FORMATS", "PNG_PARAMS", "ConvertOptions", "convert_file", "encode_image"]
 
@@ -55,12 +56,11 @@ class ConvertOptions:
     exact_voi: bool = False
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        check_choice(self.format, FORMATS, "format")
         if self.size is not None and self.size <= 0:
-            raise UsageError(f"size must be positive, got {self.size}")
+            raise ParameterError("size", f"must be positive (got {self.size})")
         if not 0 <= self.png_level <= 9:
-            raise UsageError(f"png_level must be 0-9, got {self.png_level}")
+            raise ParameterError("png_level", f"must be 0-9 (got {self.png_level})")
         bits = 8 if self.format == "png" else 16 if self.format == "png16" else self.display.bits
         if bits != self.display.bits:
             object.__setattr__(self, "display", replace(self.display, bits=bits))

@@ -12,7 +12,8 @@ Boxes are ``x_min, y_min, x_max, y_max`` in pixels of the original image, origin
   ``iou``: the most matched pairs, then the largest total IoU; each matched pair counts as agreement.
   F1 = 2 x matches / (boxes of one + boxes of the other); mean IoU is over the matched pairs.
   A reader's figures pool every pair it is part of.
-The ``consensus`` reader and model readers (score < 1) are left out: this measures the radiologists.
+The ``consensus`` reader and model readers (any score < 1, :func:`cxrlab.tables.human_readers`) are left
+out: this measures the radiologists.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from scipy.optimize import linear_sum_assignment
 
 from cxrlab.boxes import box_iou
 from cxrlab.errors import CxrlabError
-from cxrlab.labels.consensus import CONSENSUS
 from cxrlab.params import check_iou
-from cxrlab.tables import BOX_COLUMNS, conform_findings
+from cxrlab.tables import BOX_COLUMNS, conform_findings, human_readers
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -123,7 +123,7 @@ def agreement(findings: pd.DataFrame, *, iou: float = 0.4) -> Agreement:
     """Presence kappa and pairwise box agreement of the human readers (module docstring)."""
     check_iou(iou)
     f = conform_findings(findings)
-    f = f[(f["reader"] != CONSENSUS) & (f["score"] >= 1.0)]
+    f = f[f["reader"].isin(human_readers(f))]
     if f.empty:
         raise CxrlabError("no human reader in the findings table: nothing to measure agreement on")
     readers_of = f.groupby("image_id")["reader"].unique()

@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.boxes import box_iou
-from cxrlab.errors import UsageError
-from cxrlab.params import check_count, check_iou
+from cxrlab.params import check_choice, check_count, check_iou
 from cxrlab.tables import BOX_COLUMNS, CONSENSUS, FINDING_COLUMNS, conform_findings
 from cxrlab.taxonomy import NO_FINDING
 
@@ -139,8 +138,7 @@ def consensus(
     keep_minority: bool = False,
 ) -> ConsensusResult:
     """Replace the ``consensus`` reader of every image that has human readers (module docstring)."""
-    if method not in METHODS:
-        raise UsageError(f"unknown consensus method '{method}'; choose from {', '.join(METHODS)}")
+    check_choice(method, METHODS, "method")
     check_iou(iou)
     check_count(min_readers, "min_readers", minimum=1)
     findings = conform_findings(findings)

@@ -47,10 +47,11 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.atomic import output_folder, write_text_atomic
-from cxrlab.errors import CxrlabError, ParameterError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError
 from cxrlab.imaging import manifest as imaging_manifest
 from cxrlab.imaging.transform import scale_findings
 from cxrlab.labels.consensus import CONSENSUS
+from cxrlab.params import check_choice
 from cxrlab.tables import BOX_COLUMNS, select_readers
 from cxrlab.taxonomy import NO_FINDING, VINDR_CHALLENGE, VINDR_GLOBAL, VINDR_LOCAL
 
@@ -466,10 +467,9 @@ def export(
     replaced); ``force`` allows writing into a non-empty folder that is not a cxrlab output, replacing only
     the files the export writes.
     """
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown export format '{fmt}'; choose from {', '.join(FORMATS)}")
+    check_choice(fmt, FORMATS, "fmt")
     if converted is not None and fmt in ("vindr-csv", "challenge-csv"):
-        raise UsageError(f"converted applies to coco, yolo and voc; {fmt} keeps the original pixels")
+        raise ParameterError("converted", f"applies to coco, yolo and voc; {fmt} keeps the original pixels")
     out = Path(out)
     settings: dict[str, object] = {
         "command": "export",

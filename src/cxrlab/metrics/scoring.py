@@ -33,13 +33,13 @@ from cxrlab.metrics.detection import CHESTXRAY8_THRESHOLDS, average_precision, l
 from cxrlab.metrics.submission import (
     HEADER,
     NORMAL_BOX,
-    Problem,
     check_predictions,
     raise_problems,
     read_prediction_table,
     read_submission,
 )
-from cxrlab.params import check_count, check_iou, check_probability
+from cxrlab.params import check_choice, check_count, check_iou, check_probability
+from cxrlab.problems import Problem
 from cxrlab.tables import BOX_COLUMNS, Tables, load_tables, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
@@ -144,24 +144,7 @@ def load_predictions(
             read_prediction_table(path), pred_reader, default="only", where=str(path), parameter="pred_reader"
         )
         findings = findings.reset_index(drop=True)
-        problems = check_predictions(findings, where=[f"row {i + 1}" for i in range(len(findings))],
-                                     images=all_images)  # fmt: skip
-        dup_cols = ["image_id", "label", *BOX_COLUMNS, "score"]
-        dup = findings.duplicated(subset=dup_cols, keep="first").to_numpy()
-        first = findings.reset_index().groupby(dup_cols, dropna=False)["index"].transform("min").to_numpy()
-        problems += [
-            Problem(f"row {i + 1}", str(findings["image_id"].iat[i]), f"duplicate of row {first[i] + 1}")
-            for i in np.flatnonzero(dup)
-        ]
-        no_label = findings["label"].isna().to_numpy()
-        problems += [Problem(f"row {i + 1}", str(findings["image_id"].iat[i]), "no label")
-                     for i in np.flatnonzero(no_label)]  # fmt: skip
-        problems.sort(key=lambda p: int(p.where.split()[1]))
-        if expected is not None:
-            have = set(findings["image_id"].astype(str))
-            problems += [Problem("no row for", i, "missing image (no prediction, not even 'No finding')")
-                         for i in expected if i not in have]  # fmt: skip
-        raise_problems(path, problems)
+        raise_problems(path, _table_problems(findings, str(path), all_images, expected))
         source = "findings"
     inside = findings["image_id"].isin(truth.images["image_id"])
     if not inside.all():
@@ -194,6 +177,34 @@ class MetricScore:
             "notes": self.notes,
             **self.extra,
         }
+
+
+def _table_problems(
+    findings: pd.DataFrame, file: str, all_images: pd.DataFrame, expected: list[str] | None
+) -> list[Problem]:
+    """The problems of a predictions table, one per row, in row order; then the images with no row."""
+    where = [f"row {i + 1}" for i in range(len(findings))]
+    problems = check_predictions(findings, file=file, where=where, images=all_images)
+    dup_cols = ["image_id", "label", *BOX_COLUMNS, "score"]
+    dup = findings.duplicated(subset=dup_cols, keep="first").to_numpy()
+    first = findings.reset_index().groupby(dup_cols, dropna=False)["index"].transform("min").to_numpy()
+    ids = findings["image_id"].astype(str)
+    problems += [
+        Problem.at(file, where[i], "duplicate-row", f"duplicate of row {first[i] + 1}", ids.iat[i])
+        for i in np.flatnonzero(dup)
+    ]
+    no_label = findings["label"].isna().to_numpy()
+    problems += [
+        Problem.at(file, where[i], "no-label", "no label", ids.iat[i]) for i in np.flatnonzero(no_label)
+    ]
+    problems.sort(key=lambda p: int(p.where.split()[1]))
+    if expected is not None:
+        have = set(ids)
+        missing = "missing image (no prediction, not even 'No finding')"
+        problems += [
+            Problem.at(file, "no row for", "missing-image", missing, i) for i in expected if i not in have
+        ]
+    return problems
 
 
 def _challenge_class(labels: pd.Series) -> pd.Series:
@@ -409,8 +420,7 @@ def score(
     threshold: float = 0.5,
 ) -> MetricScore:
     """Load the truth tables and the predictions, check them, and compute ``metric``."""
-    if metric not in METRICS:
-        raise UsageError(f"unknown metric '{metric}'; choose from {', '.join(METRICS)}")
+    check_choice(metric, METRICS, "metric")
     check_iou(iou_threshold, "iou_threshold")  # usage before data: checked again where they are used
     check_count(n_boot, "n_boot")
     check_probability(threshold, "threshold")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import pandas as pd
 from cxrlab.atomic import atomic_path, refuse_inputs
 from cxrlab.csvfiles import no_field_limit, strict_frame
 from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.problems import Problem
 from cxrlab.tables import conform_findings, load_tables, read_parquet, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
@@ -36,24 +36,12 @@ class SubmissionError(CxrlabError):
     """An invalid submission or prediction table: one line per problem."""
 
 
-@dataclass
-class Problem:
-    """One problem of a prediction file: where (a CSV line or a table row) and what."""
-
-    where: str
-    image_id: str | None
-    text: str
-
-    def format(self, path: str | Path) -> str:
-        image = f" image {self.image_id}" if self.image_id else ""
-        return f"{path}: {self.where}{image}: {self.text}"
-
-
 def raise_problems(path: str | Path, problems: list[Problem], *, limit: int = MAX_PROBLEMS) -> None:
-    """Raise :class:`SubmissionError` listing the problems (at most ``limit`` lines, then a count)."""
+    """Raise :class:`SubmissionError` listing the problems of single rows (at most ``limit`` lines, then a
+    count): a file that fails any check is not scored at all."""
     if not problems:
         return
-    lines = [p.format(path) for p in problems[:limit]]
+    lines = [str(p) for p in problems[:limit]]
     if len(problems) > limit:
         lines.append(f"{path}: ... and {len(problems) - limit} more problem(s)")
     lines.append(f"{path}: {len(problems)} problem(s) in all; nothing was scored")
@@ -96,14 +84,16 @@ def _is_float(token: str) -> bool:
 def check_predictions(
     preds: pd.DataFrame,
     *,
+    file: str | Path,
     where: Iterable[str],
     images: pd.DataFrame | None = None,
 ) -> list[Problem]:
     """Per-prediction checks shared by submissions and findings tables: image ids, confidences, boxes.
 
     ``preds`` has ``image_id``, ``score`` and the box columns (NaN box: an image-level prediction);
-    ``where`` names each row's origin (a CSV line or a table row).
+    ``where`` names each row's origin in ``file`` (a CSV line or a table row).
     """
+    file = str(file)
     where = list(where)
     problems: list[Problem] = []
     known = None if images is None else set(images["image_id"].astype(str))
@@ -119,10 +109,15 @@ def check_predictions(
     score = preds["score"].to_numpy(dtype=float)
     for i, image_id in enumerate(preds["image_id"].astype(str)):
         if known is not None and image_id not in known:
-            problems.append(Problem(where[i], image_id, "unknown image id (not in the truth's images table)"))
+            unknown = "unknown image id (not in the truth's images table)"
+            problems.append(Problem.at(file, where[i], "unknown-image", unknown, image_id))
         s = score[i]
         if not (0.0 <= s <= 1.0):
-            problems.append(Problem(where[i], image_id, f"confidence {_fmt_number(s)} outside [0, 1]"))
+            problems.append(
+                Problem.at(
+                    file, where[i], "confidence", f"confidence {_fmt_number(s)} outside [0, 1]", image_id
+                )
+            )
         x0, y0, x1, y1 = box[i]
         if math.isnan(x0):
             continue
@@ -134,7 +129,7 @@ def check_predictions(
         elif widths is not None and heights is not None and (x1 > widths[i] or y1 > heights[i]):
             text = f"box {_fmt_box(box[i])} ends outside the {widths[i]:.0f} x {heights[i]:.0f} image"
         if text:
-            problems.append(Problem(where[i], image_id, text))
+            problems.append(Problem.at(file, where[i], "bad-box", text, image_id))
     return problems
 
 
@@ -159,27 +154,29 @@ def _read_rows(path: Path) -> list[list[str]]:
     return rows
 
 
-def _parse_row(row: list[str], where: str, first_line: dict[str, int]) -> tuple[str, np.ndarray] | Problem:
+def _parse_row(
+    row: list[str], file: str, where: str, first_line: dict[str, int]
+) -> tuple[str, np.ndarray] | Problem:
     """One data row: its image id and (k, 6) predictions, or the problem with it."""
     if len(row) != 2:
-        return Problem(where, row[0] if row else None, f"{len(row)} fields, expected 2")
+        return Problem.at(file, where, "fields", f"{len(row)} fields, expected 2", row[0] if row else None)
     image_id, text = row[0].strip(), row[1]
     if not image_id:
-        return Problem(where, None, "empty image_id")
+        return Problem.at(file, where, "empty-image-id", "empty image_id")
     if image_id in first_line:
-        return Problem(
-            where, image_id, f"duplicate row (the image's first row is line {first_line[image_id]})"
-        )
+        first = f"duplicate row (the image's first row is line {first_line[image_id]})"
+        return Problem.at(file, where, "duplicate-row", first, image_id)
     first_line[image_id] = int(where.split()[1])
     values, problem = parse_prediction_string(text)
     if problem:
-        return Problem(where, image_id, problem)
+        return Problem.at(file, where, "prediction-string", problem, image_id)
     assert values is not None
     cls = values[:, 0]
     bad_cls = (cls != np.round(cls)) | (cls < 0) | (cls >= N_CLASSES) | ~_integer_tokens(text)
     if bad_cls.any():
         token = text.split()[6 * int(np.flatnonzero(bad_cls)[0])]
-        return Problem(where, image_id, f"class id '{token}' is not an integer 0-{N_CLASSES - 1}")
+        message = f"class id '{token}' is not an integer 0-{N_CLASSES - 1}"
+        return Problem.at(file, where, "class-id", message, image_id)
     return image_id, values
 
 
@@ -222,7 +219,7 @@ def read_submission(
     for line_no, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
-        parsed = _parse_row(row, f"line {line_no}", first_line)
+        parsed = _parse_row(row, str(path), f"line {line_no}", first_line)
         if isinstance(parsed, Problem):
             problems.append(parsed)
             continue
@@ -231,11 +228,14 @@ def read_submission(
         owners.extend([image_id] * len(values))
         lines.extend([f"line {line_no}"] * len(values))
     preds = _prediction_frame(records, owners)
-    problems += check_predictions(preds, where=lines, images=images)
+    problems += check_predictions(preds, file=path, where=lines, images=images)
     if expected is not None:
         missing = [i for i in expected if i not in first_line]
         problems += [
-            Problem("no row for", i, "missing image (every test image needs a row)") for i in missing
+            Problem.at(
+                str(path), "no row for", "missing-image", "missing image (every test image needs a row)", i
+            )
+            for i in missing
         ]
     problems.sort(key=lambda p: _line_key(p.where))
     return preds, problems
@@ -248,8 +248,9 @@ def _integer_tokens(text: str) -> np.ndarray:
 
 
 def _line_key(where: str) -> tuple[int, int]:
+    """Problems of numbered lines first, in line order; then those of no line (missing images)."""
     parts = where.split()
-    if len(parts) == 2 and parts[1].isdigit():
+    if len(parts) >= 2 and parts[0] == "line" and parts[1].isdigit():
         return (0, int(parts[1]))
     return (1, 0)
 

@@ -17,11 +17,22 @@ from cxrlab.atomic import write_bytes_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.model.network import CxrNet, NetworkSpec
 
-__all__ = ["BEST", "FORMAT", "LAST", "check_spec", "load_checkpoint", "load_model", "save_checkpoint"]
+__all__ = [
+    "BEST",
+    "CHECKPOINTS",
+    "FORMAT",
+    "LAST",
+    "check_spec",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+]
 
 FORMAT = "cxrlab-model/1"
 LAST = "last.pt"
 BEST = "best.pt"
+CHECKPOINTS = {"best": BEST, "last": LAST}
+"""The checkpoints a run keeps, by the name a user picks them with."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

@@ -27,8 +27,9 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError
 from cxrlab.labels.export import read_manifest
+from cxrlab.params import check_choice
 from cxrlab.tables import BOX_COLUMNS, CONSENSUS
 from cxrlab.taxonomy import LabelSet, get_label_set
 
@@ -52,8 +53,7 @@ TARGET_MODES = ("majority", "soft")
 def model_labels(name: str, boxes: bool = True) -> tuple[LabelSet, tuple[str, ...], tuple[str, ...]]:
     """The label set of ``--labels``, the classifier's labels (all of the set) and the detection classes
     (the set's local labels; none without ``boxes`` or for a set without box labels, such as NIH's)."""
-    if name not in LABEL_SETS:
-        raise UsageError(f"--labels must be one of {', '.join(LABEL_SETS)}, got '{name}'")
+    check_choice(name, LABEL_SETS, "labels")
     label_set = get_label_set(LABEL_SETS[name])
     return label_set, tuple(label_set.labels), tuple(label_set.local) if boxes else ()
 
@@ -86,8 +86,7 @@ def image_targets(
     mode: str = "majority",
 ) -> Targets:
     """Targets of ``images`` from ``findings`` (see the module docstring)."""
-    if mode not in TARGET_MODES:
-        raise UsageError(f"--targets must be majority or soft, got '{mode}'")
+    check_choice(mode, TARGET_MODES, "targets")
     ids = images["image_id"].astype(str).tolist()
     row = {i: k for k, i in enumerate(ids)}
     col = {label: j for j, label in enumerate(labels)}

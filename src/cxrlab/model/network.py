@@ -30,6 +30,7 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.params import check_choice
 
 __all__ = ["ARCHITECTURES", "GREY_MEAN", "GREY_STD", "CxrNet", "NetworkSpec", "build_network"]
 
@@ -154,8 +155,7 @@ class CxrNet(nn.Module):
 
     def __init__(self, spec: NetworkSpec, weights: str | Path | None = None) -> None:
         super().__init__()
-        if spec.arch not in ARCHITECTURES:
-            raise UsageError(f"unknown --arch '{spec.arch}'; choose from {', '.join(ARCHITECTURES)}")
+        check_choice(spec.arch, ARCHITECTURES, "arch")
         if not spec.labels:
             raise UsageError("the label set is empty: nothing to classify")
         self.spec = spec

@@ -26,10 +26,11 @@ from torch.utils.data import DataLoader
 
 from cxrlab.errors import CxrlabError
 from cxrlab.model.cam import cam_boxes
-from cxrlab.model.checkpoint import BEST, LAST, load_model
+from cxrlab.model.checkpoint import CHECKPOINTS, load_model
 from cxrlab.model.data import CxrDataset, ImageFiles, Targets, collate
 from cxrlab.model.network import CxrNet
 from cxrlab.model.train import read_run_config
+from cxrlab.params import check_choice
 from cxrlab.progress import track
 from cxrlab.tables import BOX_COLUMNS, FINDING_COLUMNS, write_parquet
 from cxrlab.taxonomy import NO_FINDING, get_label_set
@@ -157,7 +158,7 @@ def predict(
     """Predict every image of ``images`` (or those of ``image_ids``) with the run's checkpoint."""
     run = Path(run)
     config = read_run_config(run)
-    model, _ = load_model(run / (BEST if checkpoint == "best" else LAST))
+    model, _ = load_model(run / CHECKPOINTS[check_choice(checkpoint, CHECKPOINTS, "checkpoint")])
     out = Path(out) if out is not None else None
     files = _image_files(images, out, model.spec.image_size, progress)
     ids = list(files.table.index.astype(str)) if image_ids is None else [str(i) for i in image_ids]

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.errors import CxrlabError
-from cxrlab.reports.labeler import ReportLabeler, UncertainPolicy
+from cxrlab.params import check_choice
+from cxrlab.reports.labeler import ReportLabeler, UncertainPolicy, check_policy
 from cxrlab.reports.reading import read_csv_text
 from cxrlab.taxonomy import NO_FINDING, get_label_set
 
@@ -189,8 +190,8 @@ def evaluate_openi(
     labeler: ReportLabeler | None = None,
 ) -> Evaluation:
     """Label the Open-i reports with the NIH lists and score them against the gold."""
-    if split not in SPLITS:
-        raise CxrlabError(f"unknown split '{split}'; choose from {', '.join(SPLITS)}", exit_code=2)
+    check_choice(split, SPLITS, "split")
+    check_policy(uncertain)  # usage before data
     data = load_openi(reports_csv, gold_csv)
     if split != "all":
         hold = data["report_id"].map(in_holdout)

@@ -21,13 +21,14 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import pandas as pd
 
 from cxrlab.errors import UsageError
+from cxrlab.params import check_choice
 from cxrlab.progress import track
-from cxrlab.reports.mentions import MentionFinder, default_finder
+from cxrlab.reports.mentions import LABEL_SET_NAMES, MentionFinder, default_finder
 from cxrlab.reports.negation import (
     DIFFERENTIAL,
     NEGATIVE,
@@ -97,16 +98,15 @@ class ReportLabeler:
         differential: DifferentialPolicy = "uncertain",
     ) -> None:
         if phrases is None and isinstance(label_set, str):
-            self.finder: MentionFinder = default_finder(label_set.lower())
+            shipped = check_choice(label_set.lower(), LABEL_SET_NAMES, "label_set")
+            self.finder: MentionFinder = default_finder(shipped)
         else:
             self.finder = MentionFinder.load(label_set, phrases)
         self.rules: Rules = default_rules() if rules is None else Rules.load(rules)
         self.label_set: LabelSet = self.finder.label_set
         self.skip_sections = frozenset(skip_sections)
         self.findings = tuple(lab for lab in self.label_set.findings if lab not in NOT_FINDINGS)
-        if differential not in DIFFERENTIAL_POLICIES:
-            raise UsageError(f"unknown differential policy '{differential}'; choose positive or uncertain")
-        self.differential: DifferentialPolicy = differential
+        self.differential: DifferentialPolicy = check_differential(differential)
 
     # -- one report ---------------------------------------------------------------------------------
     def mentions(self, text: object) -> list[Mention]:
@@ -166,6 +166,7 @@ class ReportLabeler:
 
     def label(self, text: object, *, uncertain: UncertainPolicy = "keep") -> dict[str, int]:
         """The values of one report after the ``uncertain`` policy; labels not mentioned are absent."""
+        check_policy(uncertain)
         values, _ = self.decide(text)
         values = apply_policy(values, uncertain)
         return {lab: values[lab] for lab in self.label_set.labels if lab in values}
@@ -212,11 +213,14 @@ def explanation(values: dict[str, int], decisive: dict[str, Mention]) -> str:
     return "; ".join(parts)
 
 
-def check_policy(uncertain: str) -> None:
-    if uncertain not in UNCERTAIN_POLICIES:
-        raise UsageError(
-            f"unknown uncertain policy '{uncertain}'; choose from {', '.join(UNCERTAIN_POLICIES)}"
-        )
+def check_policy(uncertain: str) -> UncertainPolicy:
+    """``uncertain`` as a policy, or a ParameterError listing the policies."""
+    return cast(UncertainPolicy, check_choice(uncertain, UNCERTAIN_POLICIES, "uncertain"))
+
+
+def check_differential(differential: str) -> DifferentialPolicy:
+    """``differential`` as a policy, or a ParameterError listing the policies."""
+    return cast(DifferentialPolicy, check_choice(differential, DIFFERENTIAL_POLICIES, "differential"))
 
 
 def apply_policy(values: dict[str, int], uncertain: str) -> dict[str, int]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from cxrlab.params import check_choice
 from cxrlab.reports.patterns import (
     CompiledPhrases,
     PhraseFileError,
@@ -52,10 +53,8 @@ class MentionFinder:
     def load(cls, label_set: str | LabelSet, path: str | Path | None = None) -> MentionFinder:
         """The list shipped for ``label_set`` (nih, chexpert, vindr) or the file at ``path``."""
         ls = get_label_set(label_set)
-        if path is None and ls.name not in LABEL_SET_NAMES:
-            raise PhraseFileError(
-                f"no phrase list for label set '{ls.name}'; choose from {', '.join(LABEL_SET_NAMES)}"
-            )
+        if path is None:  # a shipped list: only some label sets have one
+            check_choice(ls.name, LABEL_SET_NAMES, "label_set")
         name, lines = read_phrase_file(path or "", package_name=None if path else ls.name)
         labels_of: dict[str, list[tuple[str, bool]]] = {}
         phrases: dict[str, list[str]] = {}

@@ -26,7 +26,7 @@ from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.labels.agreement import agreement
 from cxrlab.progress import track
-from cxrlab.tables import BOX_COLUMNS, CONSENSUS, Tables
+from cxrlab.tables import BOX_COLUMNS, Tables, human_readers
 from cxrlab.viz import plots
 from cxrlab.viz.colors import label_colors, reader_order, reader_styles, style_name
 from cxrlab.viz.figures import Panel, draw_panel, panel_for
@@ -117,13 +117,9 @@ def _boxes_section(ctx: _Context) -> str:
     return location + sizes
 
 
-def _human_readers(findings: pd.DataFrame) -> pd.DataFrame:
-    return findings[(findings["reader"] != CONSENSUS) & (findings["score"] >= 1.0)]
-
-
 def several_readers(findings: pd.DataFrame) -> bool:
     """Whether any image was read by two or more human readers (agreement is then meaningful)."""
-    humans = _human_readers(findings)
+    humans = findings[findings["reader"].isin(human_readers(findings))]
     return bool((humans.groupby("image_id", observed=True)["reader"].nunique() >= 2).any())
 
 

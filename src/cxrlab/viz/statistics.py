@@ -18,8 +18,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from cxrlab.errors import CxrlabError
-from cxrlab.tables import CONSENSUS
+from cxrlab.problems import examples
+from cxrlab.tables import CONSENSUS, human_readers, select_readers
 from cxrlab.taxonomy import NO_FINDING
 
 AGE_BANDS: tuple[tuple[float, float, str], ...] = (
@@ -71,25 +71,21 @@ def age_band(age: pd.Series) -> pd.Series:
     return pd.Series(out, index=age.index, dtype="string")
 
 
-def _human_readers(findings: pd.DataFrame) -> list[str]:
-    scores = findings.groupby("reader", observed=True)["score"].min()
-    humans = [str(r) for r, s in scores.items() if s >= 1.0]
-    return humans or [str(r) for r in scores.index]
-
-
 def positive_pairs(findings: pd.DataFrame, reader: str | None = None) -> tuple[pd.DataFrame, str]:
-    """The (image_id, label) pairs counted positive, and the rule used, in words."""
-    f = findings[["image_id", "reader", "label"]].dropna()
+    """The (image_id, label) pairs counted positive, and the rule used, in words.
+
+    The readers are :func:`cxrlab.tables.select_readers`' ``consensus-per-image``: the consensus where an
+    image has one, else its human readers, who vote (a strict majority of those who read the image).
+    """
+    f = findings.dropna(subset=["image_id", "reader", "label"])
     if reader is not None:
-        chosen = f[f["reader"] == reader]
-        if chosen.empty:
-            known = ", ".join(sorted(map(str, f["reader"].unique()))[:20])
-            raise CxrlabError(f"no finding by reader '{reader}' (readers: {known})")
+        chosen, _ = select_readers(f, reader, where="the findings")
         return chosen[["image_id", "label"]].drop_duplicates(), f"reader '{reader}' only"
-    with_consensus = set(f.loc[f["reader"] == CONSENSUS, "image_id"])
-    consensus = f[(f["reader"] == CONSENSUS)][["image_id", "label"]].drop_duplicates()
-    humans = _human_readers(findings)
-    rest = f[~f["image_id"].isin(with_consensus) & f["reader"].isin(humans) & (f["reader"] != CONSENSUS)]
+    chosen, _ = select_readers(f, default="consensus-per-image")
+    is_consensus = (chosen["reader"] == CONSENSUS).to_numpy()
+    consensus = chosen.loc[is_consensus, ["image_id", "label"]].drop_duplicates()
+    with_consensus = set(consensus["image_id"])
+    rest = chosen.loc[~is_consensus, ["image_id", "reader", "label"]]
     readers_per_image = rest.groupby("image_id", observed=True)["reader"].nunique()
     votes = (
         rest.drop_duplicates().groupby(["image_id", "label"], observed=True)["reader"].nunique().reset_index()
@@ -98,9 +94,17 @@ def positive_pairs(findings: pd.DataFrame, reader: str | None = None) -> tuple[p
     n_votes = votes["reader"].to_numpy(dtype=np.int64)
     n_readers = votes["image_id"].map(readers_per_image).to_numpy(dtype=np.int64)
     majority = votes.loc[2 * n_votes > n_readers, ["image_id", "label"]]
+    humans = human_readers(findings)
+    left_out = sorted(set(map(str, f["reader"].unique())) - set(humans) - {CONSENSUS}) if humans else []
+    rule = _rule(len(with_consensus), readers_per_image, left_out)
+    return pd.concat([consensus, majority], ignore_index=True), rule
+
+
+def _rule(n_consensus: int, readers_per_image: pd.Series, left_out: list[str]) -> str:
+    """The counting rule in words, as the output states it."""
     parts = []
-    if with_consensus:
-        parts.append(f"the '{CONSENSUS}' reader on the {len(with_consensus):,} image(s) that have one")
+    if n_consensus:
+        parts.append(f"the '{CONSENSUS}' reader on the {n_consensus:,} image(s) that have one")
     if len(readers_per_image):
         most = int(readers_per_image.max())
         if most == 1:
@@ -110,11 +114,9 @@ def positive_pairs(findings: pd.DataFrame, reader: str | None = None) -> tuple[p
                 f"a strict majority of the readers of each image on {len(readers_per_image):,} image(s) "
                 f"(up to {most} readers per image)"
             )
-    left_out = sorted(set(map(str, f["reader"].unique())) - set(humans) - {CONSENSUS})
     if left_out:
-        parts.append(f"model readers left out: {', '.join(left_out[:5])}")
-    pairs = pd.concat([consensus, majority], ignore_index=True)
-    return pairs, "; ".join(parts) or "no findings"
+        parts.append(f"model readers left out: {', '.join(examples(left_out))}")
+    return "; ".join(parts) or "no findings"
 
 
 def _label_order(labels: list[str]) -> list[str]:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from cxrlab.atomic import write_bytes_atomic
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError
+from cxrlab.params import check_count
 
 MARKER = ".cxrlab-phantom.json"
 """Written last into a phantom folder: its kind and files, so that a re-run may replace it safely."""
@@ -31,12 +32,12 @@ class PhantomResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def check_images_and_size(images: int, size: int) -> None:
-    """The limits both phantom writers put on ``--images`` and ``--size``."""
-    if images < 1:
-        raise UsageError(f"--images must be at least 1, got {images}")
+def check_images_and_size(images: int, size: int, count: str = "images") -> None:
+    """The limits every phantom writer puts on how many it writes (``count``: images, patients) and on the
+    image ``size``: at least one, and 64-4096 pixels (smaller hides the lesions, larger only costs time)."""
+    check_count(images, count, minimum=1)
     if size < 64 or size > 4096:
-        raise UsageError(f"--size must be between 64 and 4096 pixels, got {size}")
+        raise ParameterError("size", f"must be between 64 and 4096 pixels (got {size})")
 
 
 def prepare_output(out: Path, kind: str) -> None:

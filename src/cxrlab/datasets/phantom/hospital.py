@@ -29,9 +29,8 @@ from pydicom.sequence import Sequence
 
 from cxrlab.atomic import atomic_path
 from cxrlab.datasets.phantom.anatomy import render_chest
-from cxrlab.datasets.phantom.common import PhantomResult, finish_output, prepare_output
+from cxrlab.datasets.phantom.common import PhantomResult, check_images_and_size, finish_output, prepare_output
 from cxrlab.datasets.phantom.dicom_writer import TRANSFER_SYNTAXES, DicomSpec, write_dicom
-from cxrlab.errors import UsageError
 from cxrlab.progress import track
 
 __all__ = ["HOSPITAL_SYNTAXES", "make_hospital"]
@@ -297,10 +296,7 @@ def _write(path: Path, slot: Slot, rng: np.random.Generator, size: int, previous
 def make_hospital(out: str | Path, patients: int = 3, seed: int = 0, size: int = 256,
                   progress: bool = False) -> PhantomResult:  # fmt: skip
     """Write the phantom hospital export into ``out`` (``<MRN>/<date>_<accession>/<series>/IM<n>.dcm``)."""
-    if patients < 1:
-        raise UsageError(f"--patients must be at least 1, got {patients}")
-    if size < 64 or size > 4096:
-        raise UsageError(f"--size must be between 64 and 4096 pixels, got {size}")
+    check_images_and_size(patients, size, "patients")
     root = Path(out)
     prepare_output(root, KIND)
     rng = np.random.default_rng(seed)

@@ -33,7 +33,7 @@ from cxrlab.datasets.phantom.common import (
     truth_rows,
     write_csv,
 )
-from cxrlab.errors import UsageError
+from cxrlab.errors import ParameterError
 from cxrlab.progress import track
 
 __all__ = ["BBOX_HEADER", "BBOX_LABELS", "DATA_ENTRY_HEADER", "make_nih"]
@@ -126,8 +126,8 @@ def make_nih(
     check_images_and_size(images, size)
     n_archives = archives if archives is not None else min(12, max(1, math.ceil(images / 10)))
     if not 1 <= n_archives <= images:
-        raise UsageError(
-            f"--archives must be between 1 and the number of images ({images}), got {n_archives}"
+        raise ParameterError(
+            "archives", f"must be between 1 and the number of images ({images}) (got {n_archives})"
         )
     out = Path(out)
     prepare_output(out, "nih")

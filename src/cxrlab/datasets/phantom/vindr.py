@@ -39,7 +39,8 @@ from cxrlab.datasets.phantom.common import (
     write_csv,
 )
 from cxrlab.datasets.phantom.dicom_writer import TRANSFER_SYNTAXES, DicomSpec, make_uid, write_dicom
-from cxrlab.errors import UsageError
+from cxrlab.errors import ParameterError
+from cxrlab.params import check_choice
 from cxrlab.progress import track
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR, VINDR_CHALLENGE
 
@@ -136,6 +137,10 @@ class _Image:
     readers: dict[str, list[_Finding]] = field(default_factory=dict)
 
 
+LAYOUTS = ("physionet", "challenge")
+"""How VinDr-CXR is distributed: PhysioNet's annotations/ folder, or the Kaggle challenge's train.csv."""
+
+
 def make_vindr(
     out: Path,
     *,
@@ -153,11 +158,10 @@ def make_vindr(
     sample_submission.csv). ``missing_pixel_data`` training files are written without Pixel Data, as a few
     real ones are. ``out`` must be empty, new, or a previous VinDr phantom (which is replaced).
     """
-    if layout not in ("physionet", "challenge"):
-        raise UsageError(f"unknown VinDr layout '{layout}': choose physionet or challenge")
+    check_choice(layout, LAYOUTS, "layout")
     check_images_and_size(images, size)
     if not 0 <= test_fraction < 1:
-        raise UsageError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        raise ParameterError("test_fraction", f"must be in [0, 1) (got {test_fraction})")
     out = Path(out)
     kind = f"vindr-{layout}"
     prepare_output(out, kind)
