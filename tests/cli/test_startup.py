@@ -41,3 +41,19 @@ def test_the_probe_sees_an_import() -> None:
     """The probe itself works: a command that reads a DICOM shows pydicom and numpy loaded."""
     dicom = realdata_path("images/dicom/Fake_MONOHR1.dcm")
     assert {"pydicom", "numpy"} <= _loaded("dicom", "inspect", str(dicom))
+
+
+@pytest.mark.parametrize("args", [["convert", "--help"], ["labels", "--help"], ["cite"], ["demo", "--help"]])
+def test_the_one_command_app_behaves_as_the_whole_app(args: list[str]) -> None:
+    """main builds only the command being run; its output is the whole app's, and any other first word
+    (an option, a mistyped name) gets the whole app."""
+    from typer.testing import CliRunner
+
+    from cxrlab.cli.main import app, app_for
+
+    only = app_for(args)
+    assert only is not app and len(only.registered_commands) + len(only.registered_groups) == 1
+    runner = CliRunner()
+    whole, single = runner.invoke(app, args), runner.invoke(only, args)
+    assert (single.exit_code, single.output) == (whole.exit_code, whole.output)
+    assert app_for(["--version"]) is app and app_for(["convrt"]) is app and app_for([]) is app
