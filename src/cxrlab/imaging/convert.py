@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrlab.errors import UsageError
+from cxrlab.errors import ParameterError, UsageError
 from cxrlab.imaging.journal import changed_settings, read_journal, source_unchanged, write_settings
 from cxrlab.imaging.lock import folder_lock
 from cxrlab.imaging.manifest import manifest_frame, write_manifest
@@ -297,7 +297,7 @@ def _load_findings(path: Path, images: pd.DataFrame | None) -> tuple[pd.DataFram
         return images, conform_findings(read_parquet(path / FINDINGS_FILE))
     if path.suffix.lower() == ".parquet":
         return images, conform_findings(read_parquet(path))
-    raise UsageError(f"{path}: --findings must be a tables folder or a findings .parquet file")
+    raise ParameterError("findings", f"must be a tables folder or a findings .parquet file (got {path})")
 
 
 def _write_tables(out: Path, manifest: pd.DataFrame, images: pd.DataFrame | None,

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cxrlab.errors import UsageError
+from cxrlab.errors import ParameterError, UsageError
 from cxrlab.tables import BOX_COLUMNS
 
 __all__ = ["Resize", "plan_resize", "resize_image", "scale_boxes", "scale_findings"]
@@ -47,7 +47,7 @@ def plan_resize(orig_width: int, orig_height: int, size: int | None, keep_aspect
     if size is None:
         return Resize(orig_width, orig_height, orig_width, orig_height)
     if size <= 0:
-        raise UsageError(f"--size must be positive, got {size}")
+        raise ParameterError("size", f"must be positive (got {size})")
     if not keep_aspect:
         return Resize(orig_width, orig_height, size, size)
     longer = max(orig_width, orig_height)
