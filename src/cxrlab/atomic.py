@@ -103,10 +103,6 @@ OUTPUT_MARKER = ".cxrlab-output.json"
 a later run may replace such a folder whole; any other non-empty folder is the user's."""
 
 
-def _same_or_inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def refuse_inputs(out: str | Path, inputs: Iterable[str | Path | None], *, parameter: str = "out") -> None:
     """Raise :class:`ParameterError` (naming ``parameter``) when writing ``out`` would touch an input.
 

@@ -26,7 +26,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from cxrlab.atomic import atomic_path
 from cxrlab.errors import CxrlabError, ParameterError, UsageError
-from cxrlab.tables import BOX_COLUMNS, select_readers
+from cxrlab.tables import BOX_COLUMNS, has_box, select_readers
 from cxrlab.taxonomy import NO_FINDING
 from cxrlab.viz.colors import LineStyle, label_color, reader_order, reader_styles
 from cxrlab.viz.source import ImageSource
@@ -61,7 +61,7 @@ def panel_for(
     """Load ``image_id`` and move its findings' boxes into the shown pixels."""
     shown, (sx, sy) = source.load(image_id, max_side)
     rows = findings[findings["image_id"].astype(str) == image_id]
-    has = rows[BOX_COLUMNS].notna().all(axis=1)
+    has = has_box(rows)
     boxes = rows[has].copy()
     boxes[BOX_COLUMNS] = boxes[BOX_COLUMNS].to_numpy(dtype=float) * np.array([sx, sy, sx, sy])
     global_labels = _global_labels(rows[~has], several=rows["reader"].nunique() > 1)
@@ -196,7 +196,7 @@ def show_figure(
     shown = choose_readers(findings, readers)
     if predictions is not None:
         preds = predictions[predictions["score"].fillna(0) >= min_score]
-        preds = preds[preds[BOX_COLUMNS].notna().all(axis=1)]  # image-level scores are not drawn
+        preds = preds[has_box(preds)]  # image-level scores are not drawn
         shown = pd.concat([shown, preds], ignore_index=True)
     panels = [panel_for(source, i, shown, max_side=max_side) for i in image_ids]
     out = Path(out)
