@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cxrlab.errors import CxrlabError, ParameterError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError
 
 
 def _umask() -> int:
@@ -103,10 +103,6 @@ OUTPUT_MARKER = ".cxrlab-output.json"
 a later run may replace such a folder whole; any other non-empty folder is the user's."""
 
 
-def _same_or_inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def refuse_inputs(out: str | Path, inputs: Iterable[str | Path | None], *, parameter: str = "out") -> None:
     """Raise :class:`ParameterError` (naming ``parameter``) when writing ``out`` would touch an input.
 
@@ -158,9 +154,10 @@ def _check_output_folder(out: Path, force: bool) -> bool:
         return True
     if force:
         return False
-    raise UsageError(
-        f"{out}: folder is not empty and is not a cxrlab output; choose a new or empty folder, or --force "
-        "to write into it (only the files written are replaced)"
+    raise ParameterError(
+        "force",
+        f"is off and {out} is not empty and not a cxrlab output: choose a new or empty folder, or turn it "
+        "on to write into it (only the files written are replaced)",
     )
 
 

@@ -328,7 +328,10 @@ def select_readers(
         wanted = [readers] if isinstance(readers, str) else list(readers)
         unknown = [r for r in wanted if r not in present]
         if unknown:
-            raise ParameterError(parameter, f"{', '.join(unknown)}: no rows in {where}; readers: {shown}")
+            hint = f" (build a {CONSENSUS} first)" if CONSENSUS in unknown else ""
+            raise ParameterError(
+                parameter, f"{', '.join(unknown)}: no rows in {where}{hint}; readers: {shown}"
+            )
         return findings[findings["reader"].isin(wanted)], ", ".join(wanted)
     if default == "all":
         return findings, "any reader"

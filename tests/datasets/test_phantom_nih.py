@@ -1,4 +1,4 @@
-"""The phantom NIH ChestX-ray14 follows FORMATS.md: archives, quirky CSV headers, patient lists, MD5s."""
+"""The phantom NIH ChestX-ray14 follows docs/formats.md: archives, quirky CSV headers, patient lists, MD5s."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The phantom VinDr-CXR follows FORMATS.md: CSV headers, DICOMs, 3 readers, both layouts, byte stability."""
+"""The phantom VinDr-CXR follows docs/formats.md: CSV headers, DICOMs, 3 readers, both layouts, stability."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from cxrlab.datasets.phantom import (
 from cxrlab.errors import CxrlabError
 from cxrlab.taxonomy import VINDR, VINDR_CHALLENGE
 
-# Headers as FORMATS.md writes them (typed here, not taken from the code under test).
+# Headers as docs/formats.md writes them (typed here, not taken from the code under test).
 LOCAL_AND_GLOBAL = (
     "Aortic enlargement,Atelectasis,Cardiomegaly,Calcification,Clavicle fracture,Consolidation,Edema,"
     "Emphysema,Enlarged PA,ILD,Infiltration,Lung cavity,Lung cyst,Lung Opacity,Mediastinal shift,"

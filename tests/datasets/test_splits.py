@@ -111,10 +111,12 @@ def test_within_keeps_the_other_split_and_refuses_leaks() -> None:
 
 def test_parse_fractions() -> None:
     assert parse_fractions("0.7,0.1,0.2", "train,val,test") == {"train": 0.7, "val": 0.1, "test": 0.2}
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"^names must give one split per fraction"):
         parse_fractions("0.7,0.3", "train,val,test")
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"^fractions must be numbers separated by commas"):
         parse_fractions("a,b", "x,y")
+    with pytest.raises(UsageError, match=r"^fractions must be shares of the whole that sum to 1"):
+        parse_fractions("0.5,0.1", "x,y")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

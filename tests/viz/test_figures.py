@@ -127,7 +127,7 @@ def test_readers_choice(vindr_tables: tuple[Path, Tables]) -> None:
     readers = sorted(tables.findings["reader"].astype(str).unique())
     some = choose_readers(tables.findings, ",".join(readers[:2]))
     assert set(some["reader"]) == set(readers[:2])
-    with pytest.raises(Exception, match="no finding by R999"):
+    with pytest.raises(Exception, match="R999: no rows in the tables"):
         choose_readers(tables.findings, "R999")
 
 

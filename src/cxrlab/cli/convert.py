@@ -116,8 +116,9 @@ def convert_cmd(
     def report(record: dict[str, Any]) -> None:
         err_console.print(f"[red]failed:[/red] {escape(str(record.get('error')))}")
 
-    result = convert(src, out, options, workers=workers, cluster=cluster, root=root, findings=findings,
-                     progress=not json_out, on_failure=report)  # fmt: skip
+    with flags(cluster="--cluster", findings="--findings"):
+        result = convert(src, out, options, workers=workers, cluster=cluster, root=root, findings=findings,
+                         progress=not json_out, on_failure=report)  # fmt: skip
     manifest = result.summary
     if json_out:
         print_json({"total": result.total, "converted": result.converted, "skipped": result.skipped,

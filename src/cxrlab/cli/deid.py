@@ -82,9 +82,10 @@ def deid_cmd(
         label = "held back" if held["kind"] == "burned-in" else "failed"
         err_console.print(f"[yellow]{label}:[/yellow] {escape(str(held['error']))}")
 
-    result = deid(src, out, options, secret_file=secret_file, map_path=map_csv,
-                  allow_burned_in=allow_burned_in, workers=workers, cluster=cluster,
-                  progress=not json_out, on_problem=report)  # fmt: skip
+    with flags(cluster="--cluster"):
+        result = deid(src, out, options, secret_file=secret_file, map_path=map_csv,
+                      allow_burned_in=allow_burned_in, workers=workers, cluster=cluster,
+                      progress=not json_out, on_problem=report)  # fmt: skip
     if result.secret_created:
         err_console.print(
             f"secret: generated {escape(str(result.secret_path))}; keep it private, outside what you "

@@ -43,7 +43,7 @@ def export_cmd(
 
     check_choice(fmt, FORMATS, "--format")  # usage before reading the tables
     t = load_tables(tables)
-    with flags(fmt="--format", out="--out", converted="--images", readers="--reader"):
+    with flags(fmt="--format", out="--out", converted="--images", readers="--reader", force="--force"):
         result = export(
             t.images,
             t.findings,

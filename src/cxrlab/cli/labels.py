@@ -51,7 +51,10 @@ def consensus_cmd(
             t.images, t.findings, method=method, iou=iou, min_readers=min_readers, keep_minority=keep_minority
         )
     settings = {"command": "labels consensus", "method": method, "iou": iou, "min_readers": min_readers}
-    with flags(out="--out"), output_folder(out, settings, inputs=table_inputs(tables), force=force) as folder:
+    with (
+        flags(out="--out", force="--force"),
+        output_folder(out, settings, inputs=table_inputs(tables), force=force) as folder,
+    ):
         save_tables(folder.work, t.images, result.findings)
     if json_out:
         print_json(result.stats)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cxrlab.cli.common import console
+from cxrlab.cli.common import console, flags
 
 TablesArg = Annotated[Path, typer.Argument(help="Tables folder (images.parquet, findings.parquet).")]
 
@@ -42,19 +42,11 @@ def show_cmd(
 
     loaded = load_tables(tables, validate=False)
     preds = read_predictions(pred, loaded.images) if pred is not None else None
-    source = ImageSource(images, loaded.images)
-    written = show_figure(
-        loaded.images,
-        loaded.findings,
-        image_ids,
-        source,
-        out,
-        readers=readers,
-        predictions=preds,
-        min_score=min_score,
-        grid=grid,
-        max_side=max_side,
-    )
+    with flags(root="--images", readers="--readers", out="--out"):
+        source = ImageSource(images, loaded.images)
+        written = show_figure(loaded.images, loaded.findings, image_ids, source, out, readers=readers,
+                              predictions=preds, min_score=min_score, grid=grid,
+                              max_side=max_side)  # fmt: skip
     for path in written:
         console.print(f"wrote {path}")
 
@@ -80,7 +72,8 @@ def report_cmd(
     from cxrlab.viz.source import ImageSource
 
     loaded = load_tables(tables, validate=False)
-    source = ImageSource(images, loaded.images) if images is not None else None
+    with flags(root="--images"):
+        source = ImageSource(images, loaded.images) if images is not None else None
     summary = build_report(
         loaded,
         out,

@@ -165,7 +165,7 @@ def evaluate_cmd(
     split: Annotated[str, typer.Option(help="Split to evaluate ('all' for every image).")] = "test",
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the AUROC CIs.")] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Predict a split and score it: AUROC with CIs, mAP@0.4 (challenge), T(IoBB) of the CAM boxes."""
     from cxrlab.cli.score import print_score
@@ -184,7 +184,7 @@ def evaluate_cmd(
         n_boot=n_boot,
         progress=True,
     )
-    if as_json:
+    if json_out:
         print_json({k: s.to_json() for k, s in result.scores.items()} | {"notes": result.notes})
         return
     for s in result.scores.values():

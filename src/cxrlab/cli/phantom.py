@@ -92,8 +92,8 @@ def hospital(
     _report(result.summary, result.root, json_out)
 
 
-def _report(summary: dict[str, Any], root: Path, as_json: bool) -> None:
-    if as_json:
+def _report(summary: dict[str, Any], root: Path, json_out: bool) -> None:
+    if json_out:
         print_json({"root": str(root), **summary})
         return
     print_summary(summary, root, console)

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cxrlab.cli.common import console, new_app, print_json
+from cxrlab.cli.common import console, flags, new_app, print_json
 
 app = new_app("Patient-level splits: check for patients on both sides, make new stratified splits.")
 
@@ -84,9 +84,10 @@ def make(
     )
     from cxrlab.tables import load_tables
 
-    wanted = parse_fractions(fractions, names)
-    loaded = load_tables(tables, validate=False)
-    images = make_splits(loaded.images, loaded.findings, wanted, seed=seed, within=within)
+    with flags(fractions="--fractions", names="--names", within="--within"):
+        wanted = parse_fractions(fractions, names)
+        loaded = load_tables(tables, validate=False)
+        images = make_splits(loaded.images, loaded.findings, wanted, seed=seed, within=within)
     write_split_tables(tables, out, images)
     result = check_splits(images)
     balance = label_balance(images, loaded.findings)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.atomic import atomic_paths
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError
 from cxrlab.problems import MAX_EXAMPLES
 from cxrlab.tables import FINDINGS_FILE, IMAGES_FILE, load_tables
 
@@ -138,12 +138,16 @@ def parse_fractions(fractions: str, names: str) -> dict[str, float]:
     try:
         values = [float(x) for x in fractions.split(",")]
     except ValueError:
-        raise UsageError(f"fractions '{fractions}': expected numbers separated by commas") from None
+        raise ParameterError(
+            "fractions", f"must be numbers separated by commas (got '{fractions}')"
+        ) from None
     labels = [n.strip() for n in names.split(",") if n.strip()]
     if len(values) != len(labels):
-        raise UsageError(f"{len(values)} fraction(s) for {len(labels)} split name(s) ({names})")
+        raise ParameterError(
+            "names", f"must give one split per fraction: {len(labels)} for {len(values)} ({names})"
+        )
     if len(set(labels)) != len(labels):
-        raise UsageError(f"split names repeat: {names}")
+        raise ParameterError("names", f"must not repeat a split (got {names})")
     out = dict(zip(labels, values, strict=True))
     check_fractions(out)
     return out
@@ -162,13 +166,13 @@ def check_fractions(fractions: dict[str, float]) -> None:
     """
     shown = ",".join(f"{v:g}" for v in fractions.values())
     if not fractions:
-        raise UsageError("fractions: none given")
+        raise ParameterError("fractions", "must name at least one share (got none)")
     if any(not np.isfinite(v) or v < 0 or v > 1 for v in fractions.values()):
-        raise UsageError(f"fractions {shown}: each must be a number between 0 and 1")
+        raise ParameterError("fractions", f"must each be a number between 0 and 1 (got {shown})")
     total = float(sum(fractions.values()))
     if abs(total - 1.0) > FRACTION_TOLERANCE:
-        raise UsageError(
-            f"fractions {shown} sum to {total:g}, not 1: give shares of the whole that add up to 1"
+        raise ParameterError(
+            "fractions", f"must be shares of the whole that sum to 1 ({shown} sum to {total:g})"
         )
 
 
@@ -195,7 +199,7 @@ def make_splits(
     target = images["split"] == within if within is not None else pd.Series(True, index=images.index)
     target = target.fillna(False).to_numpy(dtype=bool)
     if within is not None and not target.any():
-        raise UsageError(f"no image has split '{within}'")
+        raise ParameterError("within", f"must be the split of some image (no image has split '{within}')")
     chosen = images[target]
     if within is not None:
         leaked = set(chosen["patient_id"].dropna()) & set(images.loc[~target, "patient_id"].dropna())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrlab.errors import UsageError
+from cxrlab.errors import ParameterError, UsageError
 from cxrlab.imaging.transform import scale_findings
 from cxrlab.tables import (
     FINDINGS_FILE,
@@ -71,7 +71,7 @@ def load_findings(path: Path, images: pd.DataFrame | None) -> tuple[pd.DataFrame
         return images, conform_findings(read_parquet(path / FINDINGS_FILE))
     if path.suffix.lower() == ".parquet":
         return images, conform_findings(read_parquet(path))
-    raise UsageError(f"{path}: --findings must be a tables folder or a findings .parquet file")
+    raise ParameterError("findings", f"must be a tables folder or a findings .parquet file (got {path})")
 
 
 def write_tables(out: Path, manifest: pd.DataFrame, images: pd.DataFrame | None,

@@ -27,7 +27,7 @@ from typing import Any
 
 import cv2
 
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError
 
 __all__ = ["Task", "Work", "check_address", "failure_record", "run_tasks"]
 
@@ -189,7 +189,9 @@ def check_address(address: str, timeout: float = 5.0) -> None:
     ``timeout`` seconds; anything else is one clear error (not a 40 s hang and a destructor's traceback)."""
     match = ADDRESS.match(address.strip())
     if match is None or not 0 < int(match["port"]) < 65536:
-        raise UsageError(f"--cluster {address!r}: not a Dask scheduler address (expected tcp://host:port)")
+        raise ParameterError(
+            "cluster", f"{address!r} is not a Dask scheduler address (expected tcp://host:port)"
+        )
     host = match["host"].strip("[]")
     try:
         with socket.create_connection((host, int(match["port"])), timeout=timeout):

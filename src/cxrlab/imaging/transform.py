@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 import cv2
 import numpy as np
 
-from cxrlab.errors import UsageError
+from cxrlab.errors import ParameterError, UsageError
 
 if TYPE_CHECKING:  # pandas only for the boxes: converting images does not import it
     import pandas as pd
@@ -48,7 +48,7 @@ def plan_resize(orig_width: int, orig_height: int, size: int | None, keep_aspect
     if size is None:
         return Resize(orig_width, orig_height, orig_width, orig_height)
     if size <= 0:
-        raise UsageError(f"--size must be positive, got {size}")
+        raise ParameterError("size", f"must be positive (got {size})")
     if not keep_aspect:
         return Resize(orig_width, orig_height, size, size)
     longer = max(orig_width, orig_height)

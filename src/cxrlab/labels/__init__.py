@@ -5,7 +5,7 @@
 ``export``: COCO, YOLO, VOC and the VinDr-CXR releases' CSVs, written whole into a folder.
 """
 
-from cxrlab.labels.agreement import Agreement, agreement
+from cxrlab.labels.agreement import Agreement, agreement, cohen_kappa, fleiss_kappa, match_boxes
 from cxrlab.labels.consensus import METHODS, ConsensusResult, consensus
 from cxrlab.labels.export import FORMATS, ExportResult, class_list, export, read_manifest
 
@@ -17,7 +17,10 @@ __all__ = [
     "ExportResult",
     "agreement",
     "class_list",
+    "cohen_kappa",
     "consensus",
     "export",
+    "fleiss_kappa",
+    "match_boxes",
     "read_manifest",
 ]

@@ -30,7 +30,7 @@ from scipy.optimize import linear_sum_assignment
 from cxrlab.boxes import box_iou
 from cxrlab.errors import CxrlabError
 from cxrlab.params import check_iou
-from cxrlab.tables import BOX_COLUMNS, conform_findings, human_readers
+from cxrlab.tables import BOX_COLUMNS, conform_findings, has_box, human_readers
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -136,7 +136,7 @@ def agreement(findings: pd.DataFrame, *, iou: float = 0.4) -> Agreement:
     labels = sorted(f["label"].unique())
     present = f[["image_id", "reader", "label"]].drop_duplicates()  # (image, reader, label) reported
     counts, per_label_kappa, pooled = _presence_kappa(present, labels, kappa_ids, n_modal)
-    boxed = f[f[BOX_COLUMNS].notna().all(axis=1).to_numpy()]
+    boxed = f[has_box(f)]
     per_label, per_reader, total = _box_agreement(boxed, readers_of, iou)
     reader_rows = _reader_rows(f, present, labels, boxed, per_reader)
     label_rows = [

@@ -37,7 +37,7 @@ import pandas as pd
 
 from cxrlab.boxes import box_iou
 from cxrlab.params import check_choice, check_count, check_iou
-from cxrlab.tables import BOX_COLUMNS, CONSENSUS, FINDING_COLUMNS, conform_findings
+from cxrlab.tables import BOX_COLUMNS, CONSENSUS, FINDING_COLUMNS, conform_findings, has_box
 from cxrlab.taxonomy import NO_FINDING
 
 METHODS = ("wbf", "nms", "majority-box")
@@ -246,7 +246,7 @@ def _fuse_boxes(
     images: pd.DataFrame, human: pd.DataFrame, *, method: str, iou: float
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     """All images at once: numpy arrays prepared once, sorted by image, one ensemble-boxes call per image."""
-    has = human[BOX_COLUMNS].notna().all(axis=1).to_numpy()
+    has = has_box(human)
     bx = human[has]
     if bx.empty:
         empty = {"image_id": pd.Series(dtype=object), "label": pd.Series(dtype=object)}

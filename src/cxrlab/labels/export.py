@@ -52,7 +52,7 @@ from cxrlab.imaging import manifest as imaging_manifest
 from cxrlab.imaging.transform import scale_findings
 from cxrlab.labels.consensus import CONSENSUS
 from cxrlab.params import check_choice
-from cxrlab.tables import BOX_COLUMNS, select_readers
+from cxrlab.tables import BOX_COLUMNS, has_box, select_readers
 from cxrlab.taxonomy import NO_FINDING, VINDR_CHALLENGE, VINDR_GLOBAL, VINDR_LOCAL
 
 FORMATS = ("coco", "yolo", "voc", "vindr-csv", "challenge-csv")
@@ -123,7 +123,7 @@ def _prepare(
 ) -> _Prepared:
     notes: list[str] = []
     f, _ = select_readers(findings, list(readers or []), parameter="readers")
-    boxed = f[f[BOX_COLUMNS].notna().all(axis=1)].copy()
+    boxed = f[has_box(f)].copy()
     class_set, classes = class_list(sorted(boxed["label"].unique()))
     img = images[["image_id", "split", "path", "width", "height"]].copy()
     img["width"] = img["width"].astype(float)
@@ -371,9 +371,7 @@ def _export_vindr_csv(images: pd.DataFrame, findings: pd.DataFrame, out: Path, r
     extra = sorted(set(findings["label"]) - set(label_columns))
     if extra:
         result.notes.append(f"labels outside VinDr's 28 written as extra columns: {', '.join(extra)}")
-    in_box_file = findings["label"].isin([*VINDR_LOCAL, NO_FINDING, *extra]) | findings[
-        BOX_COLUMNS
-    ].notna().all(axis=1)
+    in_box_file = findings["label"].isin([*VINDR_LOCAL, NO_FINDING, *extra]) | has_box(findings)
     is_cons = findings["reader"] == CONSENSUS
     test = (split == "test").to_numpy()
     skipped = test & ~is_cons.to_numpy()

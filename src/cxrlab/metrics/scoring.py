@@ -40,7 +40,7 @@ from cxrlab.metrics.submission import (
 )
 from cxrlab.params import check_choice, check_count, check_iou, check_probability
 from cxrlab.problems import Problem
-from cxrlab.tables import BOX_COLUMNS, Tables, load_tables, select_readers
+from cxrlab.tables import BOX_COLUMNS, Tables, has_box, load_tables, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
 Metric = Literal["map40", "auroc", "iobb"]
@@ -215,17 +215,17 @@ def challenge_truth(truth: Truth) -> tuple[pd.DataFrame, list[str]]:
     """Truth boxes as challenge classes; an image without a box gets class 14 with ``0 0 1 1``."""
     f = truth.findings
     cls = _challenge_class(f["label"])
-    has_box = f[BOX_COLUMNS].notna().all(axis=1)
+    boxed = has_box(f)
     notes = []
     outside = cls.isna()
     if outside.any():
         counts = f.loc[outside, "label"].value_counts()
         listed = ", ".join(f"{k} {v}" for k, v in counts.items())
         notes.append(f"{int(outside.sum())} truth row(s) of labels outside the 15 classes dropped ({listed})")
-    boxless = ~outside & ~has_box & (cls != CHALLENGE_NO_FINDING_ID)
+    boxless = ~outside & ~boxed & (cls != CHALLENGE_NO_FINDING_ID)
     if boxless.any():
         notes.append(f"{int(boxless.sum())} truth row(s) of box classes without a box dropped")
-    boxes = f[~outside & has_box & (cls != CHALLENGE_NO_FINDING_ID)]
+    boxes = f[~outside & boxed & (cls != CHALLENGE_NO_FINDING_ID)]
     rows = pd.DataFrame({"image_id": boxes["image_id"].astype(str), "label": cls[boxes.index].astype(int)})
     rows[BOX_COLUMNS] = boxes[BOX_COLUMNS].to_numpy(dtype=float)
     normal_ids = sorted(set(truth.images["image_id"].astype(str)) - set(rows["image_id"]))
@@ -376,8 +376,8 @@ def score_iobb(
     overlap: Literal["iou", "iobb"] = "iobb",
 ) -> MetricScore:  # fmt: skip
     """ChestX-ray8's localization accuracy per label with truth boxes, one column per threshold."""
-    tf = truth.findings[truth.findings[BOX_COLUMNS].notna().all(axis=1)]
-    pf = preds.findings[preds.findings[BOX_COLUMNS].notna().all(axis=1)]
+    tf = truth.findings[has_box(truth.findings)]
+    pf = preds.findings[has_box(preds.findings)]
     if tf.empty:
         raise CxrlabError("the truth has no box: nothing to localize")
     classes = sorted(tf["label"].astype(str).unique())

@@ -17,6 +17,7 @@ from cxrlab.reports.evaluate import (
     score_labels,
 )
 from cxrlab.reports.labeler import (
+    DIFFERENTIAL_POLICIES,
     EXPLANATION,
     UNCERTAIN_POLICIES,
     Mention,
@@ -31,6 +32,7 @@ from cxrlab.reports.reading import decode_bytes, read_reports, read_text_file
 from cxrlab.reports.sections import split_sections, split_sentences
 
 __all__ = [
+    "DIFFERENTIAL_POLICIES",
     "EXPLANATION",
     "LABEL_SET_NAMES",
     "NEGATIVE",

@@ -25,8 +25,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from cxrlab.atomic import atomic_path
-from cxrlab.errors import CxrlabError, UsageError
-from cxrlab.tables import BOX_COLUMNS, CONSENSUS
+from cxrlab.errors import CxrlabError, ParameterError, UsageError
+from cxrlab.tables import BOX_COLUMNS, has_box, select_readers
 from cxrlab.taxonomy import NO_FINDING
 from cxrlab.viz.colors import LineStyle, label_color, reader_order, reader_styles
 from cxrlab.viz.source import ImageSource
@@ -49,16 +49,10 @@ class Panel:
 
 def choose_readers(findings: pd.DataFrame, readers: str = "all") -> pd.DataFrame:
     """``all``, ``consensus`` or a comma list (``R8,R9``); a reader absent from the table is an error."""
-    present = sorted(map(str, findings["reader"].dropna().unique()))
     if readers == "all":
         return findings
     wanted = [r.strip() for r in readers.split(",") if r.strip()]
-    missing = [r for r in wanted if r not in present]
-    if missing:
-        shown = ", ".join(present[:20]) or "none"
-        hint = " (build one with `cxrlab labels consensus`)" if missing == [CONSENSUS] else ""
-        raise UsageError(f"--readers: no finding by {', '.join(missing)}{hint}; readers: {shown}")
-    return findings[findings["reader"].isin(wanted)]
+    return select_readers(findings, wanted, where="the tables", parameter="readers")[0]
 
 
 def panel_for(
@@ -67,7 +61,7 @@ def panel_for(
     """Load ``image_id`` and move its findings' boxes into the shown pixels."""
     shown, (sx, sy) = source.load(image_id, max_side)
     rows = findings[findings["image_id"].astype(str) == image_id]
-    has = rows[BOX_COLUMNS].notna().all(axis=1)
+    has = has_box(rows)
     boxes = rows[has].copy()
     boxes[BOX_COLUMNS] = boxes[BOX_COLUMNS].to_numpy(dtype=float) * np.array([sx, sy, sx, sy])
     global_labels = _global_labels(rows[~has], several=rows["reader"].nunique() > 1)
@@ -173,7 +167,7 @@ def save_figure(fig: Figure, out: str | Path, *, dpi: int = 110) -> Path:
     """Write PNG or SVG by the suffix, to a temporary name renamed when complete."""
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
-        raise UsageError(f"{out}: --out must end in .png or .svg")
+        raise ParameterError("out", f"must end in .png or .svg (got {out})")
     # SVG text stays text (searchable, editable, smaller), not glyph outlines
     with atomic_path(out, suffix=out.suffix) as tmp, matplotlib.rc_context({"svg.fonttype": "none"}):
         fig.savefig(tmp, format=out.suffix.lower()[1:], dpi=dpi)
@@ -202,7 +196,7 @@ def show_figure(
     shown = choose_readers(findings, readers)
     if predictions is not None:
         preds = predictions[predictions["score"].fillna(0) >= min_score]
-        preds = preds[preds[BOX_COLUMNS].notna().all(axis=1)]  # image-level scores are not drawn
+        preds = preds[has_box(preds)]  # image-level scores are not drawn
         shown = pd.concat([shown, preds], ignore_index=True)
     panels = [panel_for(source, i, shown, max_side=max_side) for i in image_ids]
     out = Path(out)

@@ -22,7 +22,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.metrics.classification import bootstrap_counts, classification_metrics, resampling_units
 from cxrlab.metrics.detection import average_precision
 from cxrlab.metrics.scoring import Predictions, image_level, select_truth
-from cxrlab.tables import BOX_COLUMNS, CONSENSUS, Tables
+from cxrlab.tables import BOX_COLUMNS, CONSENSUS, Tables, has_box
 from cxrlab.viz.predictions import read_predictions
 
 __all__ = ["ModelResults", "model_results", "roc_band"]
@@ -128,8 +128,8 @@ def _cases(
 def _average_precision(
     truth: pd.DataFrame, preds: pd.DataFrame, table: pd.DataFrame
 ) -> tuple[pd.Series, str]:
-    t = truth[truth[BOX_COLUMNS].notna().all(axis=1)]
-    p = preds[preds[BOX_COLUMNS].notna().all(axis=1)]
+    t = truth[has_box(truth)]
+    p = preds[has_box(preds)]
     if t.empty or p.empty:
         return table.set_index("label")["auprc"], "image-level AP (area under the precision-recall curve)"
     classes = sorted(set(t["label"].astype(str)))

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from cxrlab.tables import BOX_COLUMNS
+from cxrlab.tables import BOX_COLUMNS, has_box
 from cxrlab.viz.colors import label_color
 from cxrlab.viz.model import RocCurve
 from cxrlab.viz.statistics import LabelStats
@@ -160,7 +160,7 @@ def cooccurrence_plot(stats: LabelStats) -> Figure:
 
 def labelled_boxes(images: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
     """Box rows with the image's width and height and the box relative to them (``rx0``...``ry1``)."""
-    boxes = findings[findings[BOX_COLUMNS].notna().all(axis=1)]
+    boxes = findings[has_box(findings)]
     sizes = images[["image_id", "width", "height"]]
     merged = boxes.merge(sizes, on="image_id", how="left")
     w = pd.to_numeric(merged["width"], errors="coerce").astype("float64").to_numpy()

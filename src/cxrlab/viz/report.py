@@ -26,7 +26,7 @@ from cxrlab.atomic import write_text_atomic
 from cxrlab.errors import CxrlabError
 from cxrlab.labels.agreement import agreement
 from cxrlab.progress import track
-from cxrlab.tables import BOX_COLUMNS, Tables, human_readers
+from cxrlab.tables import Tables, has_box, human_readers
 from cxrlab.viz import plots
 from cxrlab.viz.colors import label_colors, reader_order, reader_styles, style_name
 from cxrlab.viz.figures import Panel, draw_panel, panel_for
@@ -217,7 +217,7 @@ def _sample_ids(ctx: _Context, label: str, pairs: pd.DataFrame) -> list[str]:
     """Up to ``samples_per_label`` positive images of ``label`` at random (seeded), those with a box of the
     label first: a box shows where the finding is. ``pairs``: the positive (image_id, label) pairs."""
     f = ctx.tables.findings
-    boxed = set(f.loc[(f["label"] == label) & f[BOX_COLUMNS].notna().all(axis=1), "image_id"].astype(str))
+    boxed = set(f.loc[(f["label"] == label) & has_box(f), "image_id"].astype(str))
     ids = sorted(pairs.loc[pairs["label"] == label, "image_id"].astype(str).unique())
     rng = np.random.default_rng([ctx.seed, len(ids)])
     picked: list[str] = []
@@ -310,7 +310,7 @@ def _cases_html(ctx: _Context, result: ModelResults, cases: pd.DataFrame) -> str
     if ctx.source is None:
         return text
     preds = result.predictions
-    drawn = preds[(preds["score"] >= 0.5) & preds[BOX_COLUMNS].notna().all(axis=1)]  # boxes, not image scores
+    drawn = preds[(preds["score"] >= 0.5) & has_box(preds)]  # boxes, not image scores
     shown = pd.concat([result.truth, drawn], ignore_index=True)
     thumbs = []
     for c in cases.itertuples():
@@ -326,7 +326,7 @@ def _intro(tables: Tables, stats: LabelStats, title_note: str) -> list[str]:
     images, findings = tables.images, tables.findings
     readers = sorted(map(str, findings["reader"].dropna().unique()))
     datasets = ", ".join(sorted(map(str, images["dataset"].dropna().unique()))) or "unknown"
-    boxes = int(findings[["x_min", "y_min", "x_max", "y_max"]].notna().all(axis=1).sum())
+    boxes = int(has_box(findings).sum())
     shown = ", ".join(readers[:12]) + (f" and {len(readers) - 12} more" if len(readers) > 12 else "")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return [

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError
 from cxrlab.imaging.decoders import decode_pixels, read_dataset
 from cxrlab.imaging.dicom import DisplayOptions, to_display
 from cxrlab.imaging.transform import resize_image
@@ -101,7 +101,9 @@ class ImageSource:
     def __init__(self, root: str | Path, images: pd.DataFrame) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise UsageError(f"{self.root}: --images must be a dataset root or a conversion output folder")
+            raise ParameterError(
+                "root", f"must be a dataset root or a conversion output folder (got {self.root})"
+            )
         self.manifest: pd.DataFrame | None = None
         if (self.root / MANIFEST).is_file():
             m = read_parquet(self.root / MANIFEST)

@@ -26,10 +26,11 @@ from cxrlab.datasets.phantom.dicom_writer import (
 )
 from cxrlab.datasets.phantom.hospital import make_hospital
 from cxrlab.datasets.phantom.nih import make_nih
-from cxrlab.datasets.phantom.vindr import make_vindr
+from cxrlab.datasets.phantom.vindr import LAYOUTS, make_vindr
 
 __all__ = [
     "DEIDENTIFIED_KEYWORDS",
+    "LAYOUTS",
     "LESION_KINDS",
     "LOSSLESS_SYNTAXES",
     "MARKER",
