@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cxrlab.annotate import auth, marks, tables, workflow
-from cxrlab.annotate.app import caller, get_db
+from cxrlab.annotate.app import as_caller, caller, get_db, signed_in
 from cxrlab.annotate.errors import NotFound
 from cxrlab.annotate.models import Image, Member, Project, User
 from cxrlab.annotate.renditions import ImageRef
@@ -198,38 +198,42 @@ def list_marks(
     return marks.own_marks(db, user, image_id)
 
 
-@router.post("/images/{image_id}/annotations", status_code=201)
-def add_mark(
-    image_id: int, body: MarkIn, user: User = Depends(caller), db: Session = Depends(get_db)
-) -> dict[str, Any]:
-    mark = marks.create_mark(db, user, image_id, body.label, body.box, body.proposal_id)
-    db.commit()
-    return marks.mark_dict(mark)
+@router.post("/images/{image_id}/annotations", status_code=201, dependencies=[Depends(signed_in)])
+async def add_mark(image_id: int, body: MarkIn, request: Request) -> dict[str, Any]:
+    def save(db: Session, user: User) -> dict[str, Any]:
+        mark = marks.create_mark(db, user, image_id, body.label, body.box, body.proposal_id)
+        db.commit()
+        return marks.mark_dict(mark)
+
+    return await as_caller(request, save)
 
 
-@router.patch("/annotations/{mark_id}")
-def change_mark(
-    mark_id: int, body: MarkPatch, user: User = Depends(caller), db: Session = Depends(get_db)
-) -> dict[str, Any]:
+@router.patch("/annotations/{mark_id}", dependencies=[Depends(signed_in)])
+async def change_mark(mark_id: int, body: MarkPatch, request: Request) -> dict[str, Any]:
     sent = body.model_fields_set
-    mark = marks.update_mark(
-        db,
-        user,
-        mark_id,
-        body.version,
-        body.label if "label" in sent else marks.UNSET,
-        body.box if "box" in sent else marks.UNSET,
-    )
-    db.commit()
-    return marks.mark_dict(mark)
+
+    def save(db: Session, user: User) -> dict[str, Any]:
+        mark = marks.update_mark(
+            db,
+            user,
+            mark_id,
+            body.version,
+            body.label if "label" in sent else marks.UNSET,
+            body.box if "box" in sent else marks.UNSET,
+        )
+        db.commit()
+        return marks.mark_dict(mark)
+
+    return await as_caller(request, save)
 
 
-@router.delete("/annotations/{mark_id}", status_code=204)
-def remove_mark(
-    mark_id: int, version: int = Query(...), user: User = Depends(caller), db: Session = Depends(get_db)
-) -> None:
-    marks.delete_mark(db, user, mark_id, version)
-    db.commit()
+@router.delete("/annotations/{mark_id}", status_code=204, dependencies=[Depends(signed_in)])
+async def remove_mark(mark_id: int, request: Request, version: int = Query(...)) -> None:
+    def save(db: Session, user: User) -> None:
+        marks.delete_mark(db, user, mark_id, version)
+        db.commit()
+
+    await as_caller(request, save)
 
 
 @router.get("/images/{image_id}/proposals")
@@ -240,16 +244,16 @@ def list_proposals(
     return marks.proposals(db, user, image_id)
 
 
-@router.post("/images/{image_id}/complete")
-def complete(
-    image_id: int,
-    kind: str = Query("read", pattern="^(read|adjudicate)$"),
-    user: User = Depends(caller),
-    db: Session = Depends(get_db),
+@router.post("/images/{image_id}/complete", dependencies=[Depends(signed_in)])
+async def complete(
+    image_id: int, request: Request, kind: str = Query("read", pattern="^(read|adjudicate)$")
 ) -> dict[str, Any]:
-    task = workflow.complete(db, user, image_id, kind)
-    db.commit()
-    return {"image_id": image_id, "kind": kind, "status": task.status, "version": task.version}
+    def save(db: Session, user: User) -> dict[str, Any]:
+        task = workflow.complete(db, user, image_id, kind)
+        db.commit()
+        return {"image_id": image_id, "kind": kind, "status": task.status, "version": task.version}
+
+    return await as_caller(request, save)
 
 
 @router.get("/images/{image_id}/adjudication")
