@@ -35,6 +35,7 @@ import uvloop
 from cxrlab.annotate import Database
 from cxrlab.annotate.admin import add_member, create_project, create_user
 from cxrlab.annotate.importer import import_source
+from cxrlab.annotate.pixels import make_ahead
 from cxrlab.annotate.renditions import RenditionCache
 from cxrlab.annotate.servers import new_database, postgres_bin, serve_process, temporary_postgres
 from cxrlab.annotate.timing import ENV as TIMING_ENV
@@ -61,7 +62,7 @@ def setup(db: Database, phantom: Path) -> None:
         report = import_source(s, project, phantom, split="train")
     cache = RenditionCache(db.cache_dir)
     for ref in report.new_images:
-        cache.ensure(ref)
+        make_ahead(cache, ref)
     cache.close()
 
 

@@ -80,3 +80,11 @@ def pixels(
     path, width, height = raw_file(request.app.state.cache, ref, level)
     headers = {"X-Width": str(width), "X-Height": str(height), "Cache-Control": "private, max-age=3600"}
     return FileResponse(path, media_type="application/octet-stream", headers=headers)
+
+
+def make_ahead(cache: RenditionCache, ref: ImageRef) -> None:
+    """Everything the viewer reads of an image, made now (after an import, in a process of its own): the
+    rendition and its pyramid, and the raw rows at both levels; then a view only sends ready files."""
+    cache.ensure(ref)
+    for level in (0, 1):
+        raw_file(cache, ref, level)
