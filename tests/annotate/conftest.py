@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,22 @@ class Api:
 
     def delete(self, path: str, csrf: bool = True, **kw: Any) -> Any:
         return self.client.delete(path, headers=self._headers(csrf), **kw)
+
+    def import_source(self, project_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Start an import job and wait for it; its summary (the job's ``result``)."""
+        r = self.post(f"/api/projects/{project_id}/import", body)
+        assert r.status_code == 202, r.text
+        return wait_job(self.client, r.json())["result"]
+
+
+def wait_job(client: Any, job: dict[str, Any], timeout: float = 180) -> dict[str, Any]:
+    """Poll a job's status URL until it is no longer queued or running; asserts it finished."""
+    deadline = time.monotonic() + timeout
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = client.get(job["status_url"]).json()
+    assert job["status"] == "done", job
+    return job
 
 
 def add_users(db: Database, names: dict[str, str]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from tests.annotate.conftest import PASSWORD, missing
+from tests.annotate.conftest import PASSWORD, missing, wait_job
 
 from cxrlab.annotate.servers import free_port, serve_process
 from cxrlab.annotate.trial import CHROMIUM, CHROMIUM_ARGS, browser_missing, reading_trial
@@ -387,7 +387,8 @@ def test_same_origin_only_csrf_refused_and_a_stale_write_reloads(site: dict[str,
             headers={"X-CSRF-Token": boss_csrf},
             json={"source": str(big), "split": "test"},
         )
-        assert imported.status_code == 200 and imported.json()["added"] == 1, imported.text
+        assert imported.status_code == 202, imported.text
+        assert wait_job(boss, imported.json())["result"]["added"] == 1
         big_id = max(
             t["image_id"] for t in client.get(f"/api/projects/{trial.project_id}/queue").json()["tasks"]
         )

@@ -30,11 +30,16 @@ def test_proposals_shown_only_where_allowed_and_adopted_marks_keep_provenance(
             {"name": name, "labels": "vindr", "readers": 1, "test_readers": 1, "allow_proposals": allow},
         ).json()["id"]
         boss.post(f"/api/projects/{pid}/members", {"user": "r1"})
-        r = boss.post(
-            f"/api/projects/{pid}/import",
-            {"source": str(tmp_path / "tables"), "images_root": str(vindr_phantom), "proposals": True},
+        summary = boss.import_source(
+            pid,
+            {
+                "source": str(tmp_path / "tables"),
+                "images_root": str(vindr_phantom),
+                "proposals": True,
+                "renditions": False,
+            },
         )
-        assert r.json()["proposals"] > 0, r.json()
+        assert summary["proposals"] > 0, summary
         projects[name] = pid
     r1 = Api(app).login("r1")
     seen = {}

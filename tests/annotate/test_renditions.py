@@ -37,7 +37,8 @@ def test_pyramid_halves_down_to_screen_size() -> None:
 
 
 def test_renditions_of_the_next_images_are_made_ahead(sqlite_db: Database, vindr_phantom: Path) -> None:
-    """An API import makes no rendition; asking for the queue starts the next images' in the background."""
+    """An import told to make no display data makes none; asking for the queue starts the next images' in
+    the background."""
     import time
 
     from tests.annotate.conftest import Api, add_users
@@ -49,7 +50,7 @@ def test_renditions_of_the_next_images_are_made_ahead(sqlite_db: Database, vindr
     boss = Api(app).login("boss")
     pid = boss.post("/api/projects", {"name": "p", "labels": "vindr", "readers": 1}).json()["id"]
     boss.post(f"/api/projects/{pid}/members", {"user": "r1"})
-    boss.post(f"/api/projects/{pid}/import", {"source": str(vindr_phantom)})
+    boss.import_source(pid, {"source": str(vindr_phantom), "renditions": False})
     assert not list(sqlite_db.cache_dir.rglob("*.json"))
     queue = Api(app).login("r1").get(f"/api/projects/{pid}/queue").json()
     wanted = {f"{t['image_id']}.json" for t in queue["tasks"][:3]}

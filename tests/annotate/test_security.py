@@ -26,8 +26,8 @@ def world(sqlite_db: Database, vindr_phantom: Path, nih_pngs: Path) -> dict:
     for pid, names in ((a, ("r1", "r2")), (b, ("r3",))):
         for name in names:
             boss.post(f"/api/projects/{pid}/members", {"user": name})
-    boss.post(f"/api/projects/{a}/import", {"source": str(vindr_phantom)})
-    boss.post(f"/api/projects/{b}/import", {"source": str(nih_pngs)})
+    boss.import_source(a, {"source": str(vindr_phantom), "renditions": False})
+    boss.import_source(b, {"source": str(nih_pngs), "renditions": False})
     apis = {n: Api(app).login(n) for n in ("r1", "r2", "r3")}
     own = {
         n: [
@@ -71,7 +71,9 @@ def test_no_access_without_login(world: dict) -> None:
     for path, methods in paths.items():
         if path == "/api/login":
             continue
-        url = path.format(project_id=world["a"], image_id=world["image"], mark_id=world["mark"]["id"])
+        url = path.format(
+            project_id=world["a"], image_id=world["image"], mark_id=world["mark"]["id"], job_id=1
+        )
         for method in methods:
             r = anon.client.request(method.upper(), url, json={}, params={"version": 1})
             assert r.status_code == 401, (method, url, r.status_code)

@@ -31,9 +31,8 @@ def _setup(api, admin_name: str, source: Path, labels: str, test_readers: int = 
     pid = r.json()["id"]
     for name in (*READERS, "adj"):
         assert api.post(f"/api/projects/{pid}/members", {"user": name}).status_code == 201
-    r = api.post(f"/api/projects/{pid}/import", {"source": str(source)})
-    assert r.status_code == 200, r.text
-    assert r.json()["added"] > 0 and r.json()["problems"] == 0, r.json()
+    summary = api.import_source(pid, {"source": str(source)})
+    assert summary["added"] > 0 and summary["problems"] == 0, summary
     return pid
 
 
@@ -187,7 +186,7 @@ def _admin_with_phantom(db: Database, phantom: Path) -> tuple[Api, list[dict]]:
     add_users(db, {"boss": "admin"})
     api = Api(create_app(db)).login("boss")
     pid = api.post("/api/projects", {"name": "p", "labels": "vindr"}).json()["id"]
-    api.post(f"/api/projects/{pid}/import", {"source": str(phantom)})
+    api.import_source(pid, {"source": str(phantom), "renditions": False})
     return api, api.get(f"/api/projects/{pid}/export").json()["images"]
 
 

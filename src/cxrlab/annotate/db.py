@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cxrlab.annotate import sqlite_writer
 from cxrlab.errors import UsageError
 
 DEFAULT_DB_FILE = "cxrlab-annotate.db"
@@ -53,7 +54,15 @@ def make_engine(url: str) -> Engine:
         path = make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        args: dict[str, Any] = {"check_same_thread": False, "timeout": 10}
+        if path and path != ":memory:":
+            args["factory"] = sqlite_writer.LockingConnection
+            lock = sqlite_writer.WriteLock(str(Path(path).resolve()))
+            event.listen(engine := create_engine(url, connect_args=args), "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", lambda conn, _record: sqlite_writer.attach(conn, lock))
+            event.listen(engine, "before_cursor_execute", sqlite_writer.before_cursor_execute)
+            return engine
+        engine = create_engine(url, connect_args=args)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

@@ -9,7 +9,7 @@ and skipped; the others are imported. Re-importing skips images already there (b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +67,10 @@ def _split_of(path: Path, given: str | None) -> str:
     return "train"
 
 
-def probe(path: Path) -> tuple[str, int, int]:
+Probe = tuple[str, int, int]
+
+
+def probe(path: Path) -> Probe:
     """(kind, width, height) from the header alone; raises :class:`InvalidInput` naming the file."""
     if path.suffix.lower() == ".png":
         head = png_header(path)
@@ -80,9 +83,42 @@ def probe(path: Path) -> tuple[str, int, int]:
     return "dicom", int(header["width"]), int(header["height"])
 
 
+def source_files(src: Path, images_root: Path | None = None) -> list[Path]:
+    """The image files an import of ``src`` would read: a folder's DICOMs and PNGs, or the existing image
+    files of a tables folder (paths relative to ``images_root``, by default the tables folder)."""
+    if (src / IMAGES_FILE).is_file():
+        root = images_root or src
+        paths = (root / str(p) for p in load_tables(src).images["path"])
+        return [p for p in paths if p.is_file()]
+    return list(_files(src))
+
+
+def probe_all(
+    paths: list[Path], progress: Callable[[int, int], None] | None = None
+) -> dict[Path, Probe | InvalidInput]:
+    """Each file's header read ahead (the slow part of an import), outside any transaction; a broken file
+    maps to its error. ``progress(done, total)`` after each file."""
+    found: dict[Path, Probe | InvalidInput] = {}
+    for done, path in enumerate(paths, 1):
+        try:
+            found[path] = probe(path)
+        except InvalidInput as exc:
+            found[path] = exc
+        if progress is not None:
+            progress(done, len(paths))
+    return found
+
+
 class ImageAdder:
-    def __init__(self, db: Session, project: Project, report: ImportReport) -> None:
+    def __init__(
+        self,
+        db: Session,
+        project: Project,
+        report: ImportReport,
+        probed: dict[Path, Probe | InvalidInput] | None = None,
+    ) -> None:
         self.db, self.project, self.report = db, project, report
+        self.probed = probed or {}
         self.known = dict(
             db.execute(select(Image.image_key, Image.id).where(Image.project_id == project.id)).all()
         )
@@ -97,7 +133,7 @@ class ImageAdder:
             self.report.skipped += 1
             return None
         try:
-            kind, width, height = probe(path)
+            kind, width, height = self._probe(path)
         except InvalidInput as exc:
             self.report.problems.append(str(exc))
             return None
@@ -122,11 +158,22 @@ class ImageAdder:
         self.report.new_images.append(ImageRef(image.id, self.project.id, kind, image.source))
         return image
 
+    def _probe(self, path: Path) -> Probe:
+        found = self.probed.get(path)
+        if isinstance(found, InvalidInput):
+            raise found
+        return found if found is not None else probe(path)
+
 
 def import_folder(
-    db: Session, project: Project, folder: Path, split: str | None, report: ImportReport
+    db: Session,
+    project: Project,
+    folder: Path,
+    split: str | None,
+    report: ImportReport,
+    probed: dict[Path, Probe | InvalidInput] | None = None,
 ) -> None:
-    adder = ImageAdder(db, project, report)
+    adder = ImageAdder(db, project, report, probed)
     for path in _files(folder):
         key = path.stem if path.suffix.lower() in DICOM_SUFFIXES else path.name
         adder.add(key, path, _split_of(path, split), "folder")
@@ -140,10 +187,11 @@ def import_tables(
     split: str | None,
     proposals: bool,
     report: ImportReport,
+    probed: dict[Path, Probe | InvalidInput] | None = None,
 ) -> None:
     tables = load_tables(folder)
     root = images_root or folder
-    adder = ImageAdder(db, project, report)
+    adder = ImageAdder(db, project, report, probed)
     images: dict[str, Image] = {}
     for row in tables.images.itertuples():
         path = root / str(row.path)
@@ -191,18 +239,21 @@ def import_source(
     images_root: str | Path | None = None,
     proposals: bool = False,
     actor_id: int | None = None,
+    probed: dict[Path, Probe | InvalidInput] | None = None,
 ) -> ImportReport:
-    """Import a folder or a tables folder into ``project`` and top up the assignments; commits."""
+    """Import a folder or a tables folder into ``project`` and top up the assignments; commits. ``probed``
+    (:func:`probe_all`) holds headers read ahead, so the write transaction stays short."""
     src = Path(source)
     if not src.is_dir():
         raise InvalidInput(f"{src}: not a folder (a folder of DICOMs or PNGs, or a tables folder)")
     report = ImportReport()
     if (src / IMAGES_FILE).is_file():
-        import_tables(db, project, src, Path(images_root) if images_root else None, split, proposals, report)
+        root = Path(images_root) if images_root else None
+        import_tables(db, project, src, root, split, proposals, report, probed)
     else:
         if proposals:
             raise InvalidInput("--proposals needs a tables folder (with findings.parquet)")
-        import_folder(db, project, src, split, report)
+        import_folder(db, project, src, split, report, probed)
     finish_import(db, project, report, actor_id, "folder" if not (src / IMAGES_FILE).is_file() else "tables")
     return report
 

@@ -180,18 +180,20 @@ def _own_mark(db: Session, user: User, mark_id: int) -> tuple[Annotation, Image,
 
 
 def _compare_and_set(db: Session, mark: Annotation, version: int, values: dict[str, Any]) -> None:
-    result = db.execute(
+    """The update only where the version is still ``version``; RETURNING refreshes ``mark`` in the same
+    round trip."""
+    changed = db.scalars(
         update(Annotation)
         .where(Annotation.id == mark.id, Annotation.version == version)
         .values(version=Annotation.version + 1, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+        .returning(Annotation)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).all()
+    if len(changed) != 1:
         db.refresh(mark)
         raise Conflict(
             f"annotation {mark.id} changed meanwhile (now version {mark.version}, you sent {version})"
         )
-    db.refresh(mark)
 
 
 def update_mark(

@@ -160,3 +160,27 @@ class AuditEntry(Base):
     """What was acted on: ``annotation:12``, ``image:3``, a user name for logins."""
     before: Mapped[str | None] = mapped_column(Text, nullable=True)
     after: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Job(Base):
+    """Long work started through the API (an import) and run by a process of its own: ``status`` is
+    ``queued``, ``running``, ``done`` or ``failed``; ``done`` of ``total`` counts the current ``stage``."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    params: Mapped[str] = mapped_column(Text)
+    """JSON of the request (paths on the server's disk, split, options)."""
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    stage: Mapped[str] = mapped_column(String(32), default="queued")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """JSON summary when done."""
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Why it failed, in one line."""
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from cxrlab.annotate import workflow
-from cxrlab.annotate.app import caller, get_db
+from cxrlab.annotate.app import as_caller, signed_in
 from cxrlab.annotate.models import User
 from cxrlab.annotate.renditions import ImageRef, RenditionCache
 from cxrlab.atomic import write_bytes_atomic
@@ -65,18 +65,24 @@ def raw_file(cache: RenditionCache, ref: ImageRef, level: int = 0) -> tuple[Path
     return path, width, height
 
 
-@pixels_router.get("/images/{image_id}/pixels")
-def pixels(
-    image_id: int,
-    request: Request,
-    level: int = Query(0, ge=0, le=1),
-    user: User = Depends(caller),
-    db: Session = Depends(get_db),
-) -> FileResponse:
+@pixels_router.get("/images/{image_id}/pixels", dependencies=[Depends(signed_in)])
+async def pixels(image_id: int, request: Request, level: int = Query(0, ge=0, le=1)) -> FileResponse:
     """Little-endian uint16 rows of the rendition at ``level``; ``X-Width`` / ``X-Height`` give the shape."""
-    image = workflow.image_for(db, user, image_id)
-    ref = ImageRef(image.id, image.project_id, image.kind, image.source)
-    db.close()  # the file is served without holding a database connection
-    path, width, height = raw_file(request.app.state.cache, ref, level)
+
+    def find(db: Session, user: User) -> tuple[Path, int, int]:
+        image = workflow.image_for(db, user, image_id)
+        ref = ImageRef(image.id, image.project_id, image.kind, image.source)
+        db.close()  # the file is served without holding a database connection
+        return raw_file(request.app.state.cache, ref, level)
+
+    path, width, height = await as_caller(request, find)
     headers = {"X-Width": str(width), "X-Height": str(height), "Cache-Control": "private, max-age=3600"}
     return FileResponse(path, media_type="application/octet-stream", headers=headers)
+
+
+def make_ahead(cache: RenditionCache, ref: ImageRef) -> None:
+    """Everything the viewer reads of an image, made now (after an import, in a process of its own): the
+    rendition and its pyramid, and the raw rows at both levels; then a view only sends ready files."""
+    cache.ensure(ref)
+    for level in (0, 1):
+        raw_file(cache, ref, level)

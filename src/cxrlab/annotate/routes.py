@@ -3,6 +3,7 @@ through an assignment of the caller's, a mark only the caller's own (see :mod:`c
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cxrlab.annotate import auth, marks, tables, workflow
-from cxrlab.annotate.app import caller, get_db
+from cxrlab.annotate.app import as_caller, caller, get_db, signed_in
 from cxrlab.annotate.errors import NotFound
 from cxrlab.annotate.models import Image, Member, Project, User
 from cxrlab.annotate.renditions import ImageRef
@@ -128,14 +129,14 @@ def my_queue(
     }
 
 
-@router.get("/images/{image_id}")
-def image_info(
-    image_id: int, request: Request, user: User = Depends(caller), db: Session = Depends(get_db)
-) -> dict[str, Any]:
+@router.get("/images/{image_id}", dependencies=[Depends(signed_in)])
+async def image_info(image_id: int, request: Request) -> dict[str, Any]:
     """Size, split, the caller's tasks, and the display data: presets in rendition units and its URLs."""
-    image = workflow.image_for(db, user, image_id)
-    project = db.get(Project, image.project_id)
-    assert project is not None
+    return await as_caller(request, lambda db, user: _image_info(db, user, image_id, request))
+
+
+def _image_info(db: Session, user: User, image_id: int, request: Request) -> dict[str, Any]:
+    image, project, _ = workflow.image_access(db, user, image_id)
     _, meta = request.app.state.cache.ensure(_ref(image))
     tasks = workflow.queue(db, user, project)
     _prefetch_after(request, db, user, tasks, image.id)
@@ -160,26 +161,27 @@ def image_info(
     }
 
 
-@router.get("/images/{image_id}/display")
-def display(
+@router.get("/images/{image_id}/display", dependencies=[Depends(signed_in)])
+async def display(
     image_id: int,
     request: Request,
     format: str = Query("png", pattern="^(png|raw)$"),
     level: int = Query(0, ge=0, le=8),
-    user: User = Depends(caller),
-    db: Session = Depends(get_db),
 ) -> Response:
     """The 16-bit rendition, level 0 (full resolution) or a smaller pyramid level: a grey PNG, or ``raw``
     little-endian uint16 rows (X-Width / X-Height headers)."""
-    image = workflow.image_for(db, user, image_id)
-    ref = _ref(image)
-    db.close()  # the file is served without holding a database connection
     cache = request.app.state.cache
-    try:
-        png, meta = cache.level(ref, level)
-        data = cache.raw(ref, level)[0] if format == "raw" else b""
-    except KeyError:
-        raise NotFound(f"image {image_id} has no display level {level}") from None
+
+    def find(db: Session, user: User) -> tuple[Path, dict[str, Any], bytes]:
+        ref = _ref(workflow.image_for(db, user, image_id))
+        db.close()  # the files are read without holding a database connection
+        try:
+            png, meta = cache.level(ref, level)
+        except KeyError:
+            raise NotFound(f"image {image_id} has no display level {level}") from None
+        return png, meta, cache.raw(ref, level)[0] if format == "raw" else b""
+
+    png, meta, data = await as_caller(request, find)
     headers = {
         "Cache-Control": "private, max-age=3600",
         "X-Width": str(meta["width"]),
@@ -198,38 +200,42 @@ def list_marks(
     return marks.own_marks(db, user, image_id)
 
 
-@router.post("/images/{image_id}/annotations", status_code=201)
-def add_mark(
-    image_id: int, body: MarkIn, user: User = Depends(caller), db: Session = Depends(get_db)
-) -> dict[str, Any]:
-    mark = marks.create_mark(db, user, image_id, body.label, body.box, body.proposal_id)
-    db.commit()
-    return marks.mark_dict(mark)
+@router.post("/images/{image_id}/annotations", status_code=201, dependencies=[Depends(signed_in)])
+async def add_mark(image_id: int, body: MarkIn, request: Request) -> dict[str, Any]:
+    def save(db: Session, user: User) -> dict[str, Any]:
+        mark = marks.create_mark(db, user, image_id, body.label, body.box, body.proposal_id)
+        db.commit()
+        return marks.mark_dict(mark)
+
+    return await as_caller(request, save)
 
 
-@router.patch("/annotations/{mark_id}")
-def change_mark(
-    mark_id: int, body: MarkPatch, user: User = Depends(caller), db: Session = Depends(get_db)
-) -> dict[str, Any]:
+@router.patch("/annotations/{mark_id}", dependencies=[Depends(signed_in)])
+async def change_mark(mark_id: int, body: MarkPatch, request: Request) -> dict[str, Any]:
     sent = body.model_fields_set
-    mark = marks.update_mark(
-        db,
-        user,
-        mark_id,
-        body.version,
-        body.label if "label" in sent else marks.UNSET,
-        body.box if "box" in sent else marks.UNSET,
-    )
-    db.commit()
-    return marks.mark_dict(mark)
+
+    def save(db: Session, user: User) -> dict[str, Any]:
+        mark = marks.update_mark(
+            db,
+            user,
+            mark_id,
+            body.version,
+            body.label if "label" in sent else marks.UNSET,
+            body.box if "box" in sent else marks.UNSET,
+        )
+        db.commit()
+        return marks.mark_dict(mark)
+
+    return await as_caller(request, save)
 
 
-@router.delete("/annotations/{mark_id}", status_code=204)
-def remove_mark(
-    mark_id: int, version: int = Query(...), user: User = Depends(caller), db: Session = Depends(get_db)
-) -> None:
-    marks.delete_mark(db, user, mark_id, version)
-    db.commit()
+@router.delete("/annotations/{mark_id}", status_code=204, dependencies=[Depends(signed_in)])
+async def remove_mark(mark_id: int, request: Request, version: int = Query(...)) -> None:
+    def save(db: Session, user: User) -> None:
+        marks.delete_mark(db, user, mark_id, version)
+        db.commit()
+
+    await as_caller(request, save)
 
 
 @router.get("/images/{image_id}/proposals")
@@ -240,16 +246,16 @@ def list_proposals(
     return marks.proposals(db, user, image_id)
 
 
-@router.post("/images/{image_id}/complete")
-def complete(
-    image_id: int,
-    kind: str = Query("read", pattern="^(read|adjudicate)$"),
-    user: User = Depends(caller),
-    db: Session = Depends(get_db),
+@router.post("/images/{image_id}/complete", dependencies=[Depends(signed_in)])
+async def complete(
+    image_id: int, request: Request, kind: str = Query("read", pattern="^(read|adjudicate)$")
 ) -> dict[str, Any]:
-    task = workflow.complete(db, user, image_id, kind)
-    db.commit()
-    return {"image_id": image_id, "kind": kind, "status": task.status, "version": task.version}
+    def save(db: Session, user: User) -> dict[str, Any]:
+        task = workflow.complete(db, user, image_id, kind)
+        db.commit()
+        return {"image_id": image_id, "kind": kind, "status": task.status, "version": task.version}
+
+    return await as_caller(request, save)
 
 
 @router.get("/images/{image_id}/adjudication")

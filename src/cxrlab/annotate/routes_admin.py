@@ -8,14 +8,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cxrlab.annotate import admin, audit, tables, workflow
+from cxrlab.annotate import admin, audit, jobs, tables, workflow
 from cxrlab.annotate.app import caller, get_db
 from cxrlab.annotate.errors import Forbidden
-from cxrlab.annotate.importer import import_source
 from cxrlab.annotate.models import Member, User
 from cxrlab.annotate.schemas import ImportIn, MemberIn, ProjectIn, UserIn
 
@@ -85,22 +84,25 @@ def add_member(
     return {"user": body.user, "pseudonym": member.pseudonym}
 
 
-@admin_router.post("/projects/{project_id}/import")
+@admin_router.post("/projects/{project_id}/import", status_code=202)
 def import_images(
-    project_id: int, body: ImportIn, me: User = Depends(admin_user), db: Session = Depends(get_db)
+    project_id: int,
+    body: ImportIn,
+    request: Request,
+    me: User = Depends(admin_user),
+    db: Session = Depends(get_db),
 ) -> dict[str, Any]:
-    """Import a folder on the server's disk (the CLI's ``annotate import``); renditions follow on demand."""
+    """Import a folder on the server's disk (the CLI's ``annotate import``) as a job in a process of its own:
+    the answer is at once, with the job's ``status_url`` (stage, ``done`` of ``total``, then the summary)."""
     project = workflow.admin_project(db, me, project_id)
-    report = import_source(
-        db,
-        project,
-        body.source,
-        split=body.split,
-        images_root=body.images_root,
-        proposals=body.proposals,
-        actor_id=me.id,
-    )
-    return {**report.summary(), "problem_list": report.problems[:50]}
+    job = jobs.start_import(db, request.app.state.database, project, me, body.model_dump())
+    return jobs.job_dict(job)
+
+
+@admin_router.get("/jobs/{job_id}")
+def job_status(job_id: int, _: User = Depends(admin_user), db: Session = Depends(get_db)) -> dict[str, Any]:
+    """A job's status, stage and progress; its summary once done, its error in one line if it failed."""
+    return jobs.job_dict(jobs.job_for(db, job_id))
 
 
 @admin_router.get("/projects/{project_id}/progress")

@@ -75,3 +75,5 @@ class ImportIn(Strict):
     split: str | None = Field(default=None, max_length=16)
     images_root: str | None = Field(default=None, max_length=4096)
     proposals: bool = False
+    renditions: bool = True
+    """Make each new image's display data in the job (else on the first view)."""

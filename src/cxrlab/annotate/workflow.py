@@ -189,8 +189,8 @@ def queue(db: Session, user: User, project: Project) -> list[dict[str, Any]]:
 
 def complete(db: Session, user: User, image_id: int, kind: str, version: int | None = None) -> Assignment:
     """Mark the user's read (or adjudication) of an image done; a finished test image goes to adjudication."""
-    image = image_for(db, user, image_id)
-    task = assignment_of(db, user, image_id, kind)
+    image, project, tasks = image_access(db, user, image_id)
+    task = tasks.get(kind)
     if task is None:
         raise NotFound(f"no {kind} task of yours on image {image_id}")
     bump_assignment(db, task, version if version is not None else task.version, status="done")
@@ -204,26 +204,27 @@ def complete(db: Session, user: User, image_id: int, kind: str, version: int | N
         after={"status": "done", "version": task.version},
     )
     if kind == "read":
-        _maybe_adjudicate(db, db.get(Project, image.project_id), image)  # type: ignore[arg-type]
+        _maybe_adjudicate(db, project, image)
     return task
 
 
 def bump_assignment(db: Session, task: Assignment, version: int, *, status: str | None = None) -> None:
-    """Compare-and-set on the assignment's version (409 when another write got there first)."""
+    """Compare-and-set on the assignment's version (409 when another write got there first); RETURNING
+    refreshes ``task`` in the same round trip."""
     values: dict[str, Any] = {"version": Assignment.version + 1}
     if status is not None:
         values["status"] = status
         values["completed_at"] = utcnow() if status == "done" else None
-    result = db.execute(
+    changed = db.scalars(
         update(Assignment)
         .where(Assignment.id == task.id, Assignment.version == version)
         .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+        .returning(Assignment)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).all()
+    if len(changed) != 1:
         db.refresh(task)
         raise Conflict(f"task {task.id} changed meanwhile (now version {task.version}, you sent {version})")
-    db.refresh(task)
 
 
 def progress(db: Session, project: Project) -> dict[str, Any]:

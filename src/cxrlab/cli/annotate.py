@@ -207,9 +207,11 @@ def _make_renditions(cache, refs, enabled, track) -> list[str]:  # type: ignore[
     failed: list[str] = []
     if not enabled:
         return failed
-    for ref in track(refs, total=len(refs), description="display renditions", progress=True):
+    from cxrlab.annotate.pixels import make_ahead
+
+    for ref in track(refs, total=len(refs), description="display data", progress=True):
         try:
-            cache.ensure(ref)
+            make_ahead(cache, ref)
         except Exception as exc:  # one broken file is named, the others go on
             failed.append(f"{ref.source}: {exc}")
     cache.close()

@@ -40,7 +40,7 @@ function form(fields, submitText, action) {
     message.className = "message";
     message.textContent = "working…";
     try {
-      state.notice = (await action(values)) || "done";
+      state.notice = (await action(values, (text) => (message.textContent = text))) || "done";
       await show();
     } catch (exc) {
       message.className = "message error";
@@ -110,6 +110,16 @@ function progressRows(progress) {
   return rows;
 }
 
+/** Poll an import job (it runs in a process of its own) until it ends, saying its stage and progress. */
+async function waitJob(job, say) {
+  while (job.status === "queued" || job.status === "running") {
+    say(`${job.stage}: ${job.done} of ${job.total}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    job = await api.get(job.status_url);
+  }
+  return job;
+}
+
 async function importTab() {
   const p = state.project;
   const progress = await api.get(`/api/projects/${p.id}/progress`);
@@ -117,8 +127,10 @@ async function importTab() {
   return [
     el("h2", {}, `Import into ${p.name}`),
     el("p", { class: "muted" }, "A folder on the server: DICOMs, NIH PNGs, or a tables folder. Originals are referenced, never copied."),
-    form([["source", "folder on the server", { required: true, size: 60 }], ["split", "split (else from the folder names)"]], "Import", async (v) => {
-      const report = await api.post(`/api/projects/${p.id}/import`, { source: v.source, split: v.split || null });
+    form([["source", "folder on the server", { required: true, size: 60 }], ["split", "split (else from the folder names)"]], "Import", async (v, say) => {
+      const job = await waitJob(await api.post(`/api/projects/${p.id}/import`, { source: v.source, split: v.split || null }), say);
+      if (job.status !== "done") throw new Error(`import failed: ${job.message}`);
+      const report = job.result;
       const problems = report.problem_list.length ? ` · problems: ${report.problem_list.join("; ")}` : "";
       return `${report.added} added, ${report.already_there} already there, ${report.assignments} tasks assigned${problems}`;
     }),
