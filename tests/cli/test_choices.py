@@ -107,6 +107,7 @@ def _library_calls() -> list[tuple[str, Callable[[], Any]]]:
     from cxrlab.imaging.pipeline import ConvertOptions
     from cxrlab.labels.consensus import consensus
     from cxrlab.labels.export import export
+    from cxrlab.metrics.detection import localization_accuracy
     from cxrlab.metrics.scoring import score
     from cxrlab.reports import ReportLabeler, evaluate_openi
     from cxrlab.taxonomy import get_label_set
@@ -126,6 +127,7 @@ def _library_calls() -> list[tuple[str, Callable[[], Any]]]:
         ("profile", lambda: ProfileOptions("no-such-value")),
         ("layout", lambda: make_vindr("out", layout="no-such-value")),
         ("mode", lambda: verify_folder("folder", mode="no-such-value")),
+        ("overlap", lambda: localization_accuracy(empty, empty, overlap="no-such-value")),  # type: ignore[arg-type]
     ]
 
 
