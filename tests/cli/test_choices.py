@@ -69,7 +69,7 @@ CASES: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
         "--checkpoint",
         _allowed("cxrlab.model.checkpoint", "CHECKPOINTS"),
     ),
-    ("annotate user add reader1 --role BAD --db D.db", "--role", _allowed("cxrlab.annotate.models", "ROLES")),
+    ("annotate user add R1 --role BAD --db D.db", "--role", _allowed("cxrlab.annotate.models", "ROLES")),
 ]
 
 
@@ -96,6 +96,30 @@ def test_an_unknown_choice_is_a_usage_error_naming_the_flag_and_the_values(
     assert listed.group(1).split(", ") == [str(v) for v in allowed()]
     assert list(tmp_path.iterdir()) == [], "nothing is written for a usage error"
     assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("line", "flag", "allowed"), CASES, ids=[c[0].split(" --")[0] + " " + c[1] for c in CASES]
+)
+def test_the_help_lists_every_value(
+    line: str,
+    flag: str,
+    allowed: Callable[[], Iterable[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The help's own words for an option name the values the check accepts (a new value shows up)."""
+    words = line.split()
+    command = words[: next(k for k, w in enumerate(words) if w[0].isupper() or w.startswith("--"))]
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, err = run_cli([*command, "-h"], monkeypatch, capsys)
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert flag in text
+    for value in allowed():
+        assert re.search(rf"(?<![\w-]){re.escape(str(value))}(?![\w-])", text), (
+            f"{value} not in the help of {flag}"
+        )
 
 
 def _library_calls() -> list[tuple[str, Callable[[], Any]]]:
