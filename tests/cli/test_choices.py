@@ -69,7 +69,7 @@ CASES: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
         "--checkpoint",
         _allowed("cxrlab.model.checkpoint", "CHECKPOINTS"),
     ),
-    ("annotate user add reader1 --role BAD --db D.db", "--role", _allowed("cxrlab.annotate.models", "ROLES")),
+    ("annotate user add R1 --role BAD --db D.db", "--role", _allowed("cxrlab.annotate.models", "ROLES")),
 ]
 
 
@@ -98,6 +98,30 @@ def test_an_unknown_choice_is_a_usage_error_naming_the_flag_and_the_values(
     assert out == ""
 
 
+@pytest.mark.parametrize(
+    ("line", "flag", "allowed"), CASES, ids=[c[0].split(" --")[0] + " " + c[1] for c in CASES]
+)
+def test_the_help_lists_every_value(
+    line: str,
+    flag: str,
+    allowed: Callable[[], Iterable[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The help's own words for an option name the values the check accepts (a new value shows up)."""
+    words = line.split()
+    command = words[: next(k for k, w in enumerate(words) if w[0].isupper() or w.startswith("--"))]
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, err = run_cli([*command, "-h"], monkeypatch, capsys)
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert flag in text
+    for value in allowed():
+        assert re.search(rf"(?<![\w-]){re.escape(str(value))}(?![\w-])", text), (
+            f"{value} not in the help of {flag}"
+        )
+
+
 def _library_calls() -> list[tuple[str, Callable[[], Any]]]:
     """Each library entry point with a fixed-choice parameter, given an unknown value."""
     from cxrlab.datasets.nih_archives import verify_folder
@@ -107,6 +131,7 @@ def _library_calls() -> list[tuple[str, Callable[[], Any]]]:
     from cxrlab.imaging.pipeline import ConvertOptions
     from cxrlab.labels.consensus import consensus
     from cxrlab.labels.export import export
+    from cxrlab.metrics.detection import localization_accuracy
     from cxrlab.metrics.scoring import score
     from cxrlab.reports import ReportLabeler, evaluate_openi
     from cxrlab.taxonomy import get_label_set
@@ -126,6 +151,7 @@ def _library_calls() -> list[tuple[str, Callable[[], Any]]]:
         ("profile", lambda: ProfileOptions("no-such-value")),
         ("layout", lambda: make_vindr("out", layout="no-such-value")),
         ("mode", lambda: verify_folder("folder", mode="no-such-value")),
+        ("overlap", lambda: localization_accuracy(empty, empty, overlap="no-such-value")),  # type: ignore[arg-type]
     ]
 
 

@@ -17,6 +17,7 @@ from pydicom.pixels import processing as pp
 from pydicom.sequence import Sequence
 
 from conftest import realdata_path
+from cxrlab.errors import ParameterError
 from cxrlab.imaging import dicom as D
 from cxrlab.imaging.decoders import decode_pixels, read_dataset
 
@@ -253,9 +254,9 @@ def test_window_index_out_of_range_is_an_error(tmp_path: Path) -> None:
 
 
 def test_options_are_checked() -> None:
-    with pytest.raises(D.UsageError):
+    with pytest.raises(ParameterError, match=r"^bits must be 8 or 16 \(got 12\)"):
         D.DisplayOptions(bits=12)
-    with pytest.raises(D.UsageError):
+    with pytest.raises(ParameterError, match=r"^percentiles must satisfy 0 <= low < high <= 100"):
         D.DisplayOptions(percentiles=(99, 1))
 
 

@@ -74,17 +74,18 @@ def report_cmd(
     loaded = load_tables(tables, validate=False)
     with flags(root="--images"):
         source = ImageSource(images, loaded.images) if images is not None else None
-    summary = build_report(
-        loaded,
-        out,
-        source=source,
-        predictions=pred or [],
-        samples_per_label=samples,
-        seed=seed,
-        n_boot=n_boot,
-        title=title,
-        progress=True,
-    )
+    with flags(samples_per_label="--samples", n_boot="--n-boot"):
+        summary = build_report(
+            loaded,
+            out,
+            source=source,
+            predictions=pred or [],
+            samples_per_label=samples,
+            seed=seed,
+            n_boot=n_boot,
+            title=title,
+            progress=True,
+        )
     for note in summary.notes:
         console.print(f"[yellow]note:[/yellow] {note}", markup=True, highlight=False)
     console.print(

@@ -61,7 +61,8 @@ def train_cmd(
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (TOML or JSON).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue this run after a crash.")] = None,
     arch: Annotated[
-        str | None, typer.Option(help="resnet18|34|50, densenet121, efficientnet_b0, convnext_tiny.")
+        str | None,
+        typer.Option(help="resnet18, resnet34, resnet50, densenet121, efficientnet_b0 or convnext_tiny."),
     ] = None,
     image_size: Annotated[int | None, typer.Option(help="Network input, pixels a side.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (with --resume: may extend the run).")] = None,

@@ -51,7 +51,7 @@ import pandas as pd
 
 from cxrlab.boxes import paired_iobb, paired_iou
 from cxrlab.errors import CxrlabError
-from cxrlab.params import check_iou
+from cxrlab.params import check_choice, check_iou
 
 BOX_COLUMNS = ["x_min", "y_min", "x_max", "y_max"]
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -372,10 +372,9 @@ def localization_accuracy(
     ``n_truth``, and ``afp``, the average number of false-positive boxes (predictions overlapping no truth box
     of their class by more than T) per image that has truth of any class.
     """
+    check_choice(overlap, ("iou", "iobb"), "overlap")
     enc = _encode(truth, pred, classes)
     measure = paired_iobb if overlap == "iobb" else paired_iou
-    if overlap not in ("iou", "iobb"):
-        raise CxrlabError(f"unknown overlap '{overlap}'; choose iou or iobb")
     tq, tp_, t_count = _pairs(enc.t_key, enc.p_key)
     best_t, _ = _best_per_query(measure(enc.p_box[tp_], enc.t_box[tq]), t_count, tp_)
     pq, pt, p_count = _pairs(enc.p_key, enc.t_key)

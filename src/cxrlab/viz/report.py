@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from cxrlab import __version__
 from cxrlab.atomic import write_text_atomic
-from cxrlab.errors import CxrlabError
+from cxrlab.errors import CxrlabError, ParameterError
 from cxrlab.labels.agreement import agreement
 from cxrlab.progress import track
 from cxrlab.tables import Tables, has_box, human_readers
@@ -355,7 +355,7 @@ def build_report(
     """Write the report of ``tables`` to ``out`` (atomically) and say what it holds."""
     started = time.perf_counter()
     if samples_per_label < 0:
-        raise CxrlabError("samples per label must be >= 0", exit_code=2)
+        raise ParameterError("samples_per_label", f"must be >= 0 (got {samples_per_label})")
     stats = label_statistics(tables.images, tables.findings)
     results = [model_results(tables, p, n_boot=n_boot, seed=seed) for p in predictions]
     ctx = _Context(tables, stats, source, samples_per_label, seed)
