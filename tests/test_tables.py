@@ -137,3 +137,16 @@ def test_human_readers_are_those_who_only_mark() -> None:
         }
     )
     assert human_readers(findings) == ["R1", "R2"]
+
+
+def test_a_split_no_image_has_is_a_parameter_error_listing_the_splits() -> None:
+    from cxrlab.errors import ParameterError
+    from cxrlab.tables import images_of_split
+
+    images = pd.DataFrame({"image_id": ["a", "b", "c"], "split": ["train", "test", None]})
+    assert images_of_split(images, None) is images
+    assert images_of_split(images, "test")["image_id"].tolist() == ["b"]
+    with pytest.raises(
+        ParameterError, match=r"^split 'val' is the split of no image in t \(splits: test, train\)"
+    ):
+        images_of_split(images, "val", where="t")

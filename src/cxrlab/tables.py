@@ -281,6 +281,22 @@ def has_box(findings: pd.DataFrame) -> np.ndarray:
     return findings[BOX_COLUMNS].notna().all(axis=1).to_numpy()
 
 
+def images_of_split(
+    images: pd.DataFrame, split: str | None, *, where: str = "the images table", parameter: str = "split"
+) -> pd.DataFrame:
+    """The images of ``split`` (all of them when None); a split no image has is a :class:`ParameterError`
+    naming ``parameter`` and the splits there are, rather than an empty selection scored or written."""
+    from cxrlab.errors import ParameterError
+
+    if split is None:
+        return images
+    chosen = images[images["split"] == split]
+    if chosen.empty:
+        splits = ", ".join(sorted(map(str, images["split"].dropna().unique()))) or "none"
+        raise ParameterError(parameter, f"'{split}' is the split of no image in {where} (splits: {splits})")
+    return chosen
+
+
 READER_DEFAULTS = ("consensus-or-all", "consensus-or-only", "only", "all", "consensus-per-image")
 
 

@@ -110,6 +110,7 @@ def score(
 
     with flags(
         metric="--metric",
+        split="--split",
         iou_threshold="--iou",
         n_boot="--bootstrap",
         threshold="--threshold",
@@ -146,7 +147,7 @@ def make(
     """Write a valid challenge submission: a row per image, '14 1 0 0 1 1' where nothing is predicted."""
     from cxrlab.metrics.submission import make_submission_file
 
-    with flags(reader="--reader", out="--out"):
+    with flags(reader="--reader", out="--out", split="--split"):
         counts = make_submission_file(pred, out, images=images, split=split, reader=reader)
     if json_out:
         print_json(counts)
@@ -174,5 +175,6 @@ def check(
     """Check a submission: ids, strings, confidences, boxes, duplicates, missing images; exit 1 if not."""
     from cxrlab.metrics.submission import check_submission_file
 
-    n_rows, n_preds = check_submission_file(submission, truth, split=split)
+    with flags(split="--split"):
+        n_rows, n_preds = check_submission_file(submission, truth, split=split)
     console.print(f"{submission}: valid ({n_rows} images, {n_preds} predictions)")

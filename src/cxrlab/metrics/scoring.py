@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from cxrlab.errors import CxrlabError, ParameterError, UsageError
+from cxrlab.errors import CxrlabError, ParameterError
 from cxrlab.metrics.classification import UndefinedMetricWarning, classification_metrics
 from cxrlab.metrics.detection import CHESTXRAY8_THRESHOLDS, average_precision, localization_accuracy
 from cxrlab.metrics.submission import (
@@ -40,7 +40,7 @@ from cxrlab.metrics.submission import (
 )
 from cxrlab.params import check_choice, check_count, check_iou, check_probability
 from cxrlab.problems import Problem
-from cxrlab.tables import BOX_COLUMNS, Tables, has_box, load_tables, select_readers
+from cxrlab.tables import BOX_COLUMNS, Tables, has_box, images_of_split, load_tables, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
 Metric = Literal["map40", "auroc", "iobb"]
@@ -70,12 +70,7 @@ def select_truth(
 
     The images scored are those (of ``split`` if given) with at least one truth row.
     """
-    images = tables.images
-    if split is not None:
-        images = images[images["split"] == split]
-        if images.empty:
-            splits = sorted(tables.images["split"].dropna().unique())
-            raise UsageError(f"no image of split '{split}' in the truth tables (splits: {', '.join(splits)})")
+    images = images_of_split(tables.images, split, where="the truth tables")
     findings = tables.findings[tables.findings["image_id"].isin(images["image_id"])]
     findings, chosen = select_readers(
         findings,

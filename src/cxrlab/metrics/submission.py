@@ -19,9 +19,9 @@ import pandas as pd
 
 from cxrlab.atomic import atomic_path, refuse_inputs
 from cxrlab.csvfiles import no_field_limit, strict_frame
-from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.errors import CxrlabError
 from cxrlab.problems import Problem
-from cxrlab.tables import conform_findings, load_tables, read_parquet, select_readers
+from cxrlab.tables import conform_findings, images_of_split, load_tables, read_parquet, select_readers
 from cxrlab.taxonomy import CHALLENGE_NO_FINDING_ID, NO_FINDING, VINDR_CHALLENGE
 
 HEADER = ("image_id", "PredictionString")
@@ -383,10 +383,8 @@ def make_submission_file(
         image_table = load_tables(images, validate=False).images
     elif pred.is_dir():
         image_table = load_tables(pred, validate=False).images
-    if image_table is not None and split is not None:
-        image_table = image_table[image_table["split"] == split]
-        if image_table.empty:
-            raise UsageError(f"no image of split '{split}' in {images or pred}")
+    if image_table is not None:
+        image_table = images_of_split(image_table, split, where=str(images or pred))
     ids = None if image_table is None else image_table["image_id"].astype(str).tolist()
     submission, counts = make_submission(findings, image_ids=ids, images=image_table)
     write_submission(submission, out)
@@ -401,11 +399,7 @@ def check_submission_file(
     Returns ``(rows, predictions)`` of a valid submission.
     """
     tables = load_tables(truth, validate=False)
-    expected = tables.images
-    if split is not None:
-        expected = expected[expected["split"] == split]
-        if expected.empty:
-            raise UsageError(f"no image of split '{split}' in {truth}")
+    expected = images_of_split(tables.images, split, where=str(truth))
     preds, problems = read_submission(path, images=tables.images, expected=expected["image_id"].astype(str))
     raise_problems(path, problems)
     return int(preds["image_id"].nunique()), len(preds)
