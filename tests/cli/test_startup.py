@@ -57,3 +57,21 @@ def test_the_one_command_app_behaves_as_the_whole_app(args: list[str]) -> None:
     whole, single = runner.invoke(app, args), runner.invoke(only, args)
     assert (single.exit_code, single.output) == (whole.exit_code, whole.output)
     assert app_for(["--version"]) is app and app_for(["convrt"]) is app and app_for([]) is app
+
+
+def test_collector_paused_restores_the_collector() -> None:
+    import gc
+
+    from cxrlab.cli.common import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()

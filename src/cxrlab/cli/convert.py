@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cxrlab.cli.common import console, err_console, flags, print_json
+from cxrlab.cli.common import collector_paused, console, err_console, flags, print_json
 
 
 def convert_cmd(
@@ -88,8 +88,13 @@ def convert_cmd(
     Each failed file is named on stderr and in the manifest; the others still convert; exit 1 at the end.
     """
     from cxrlab.errors import UsageError
-    from cxrlab.imaging.convert import ConvertOptions, convert
-    from cxrlab.imaging.dicom import DisplayOptions
+
+    with collector_paused():  # the conversion's libraries: numpy, pydicom, OpenCV, Pillow, pyarrow
+        import pyarrow.json  # the manifest's writer: imported here rather than at the end
+        import pyarrow.parquet  # noqa: F401
+
+        from cxrlab.imaging.convert import ConvertOptions, convert
+        from cxrlab.imaging.dicom import DisplayOptions
 
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")

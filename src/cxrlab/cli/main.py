@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
+import gc
 import sys
 import warnings
 from typing import Annotated
@@ -121,6 +123,10 @@ def _command_name(info: typer.models.CommandInfo) -> str:
 def main() -> None:
     """Entry point: a :class:`CxrlabError` or an OS error becomes one line on stderr and an exit code."""
     warnings.showwarning = _show_warning
+    # at exit, the interpreter's collections would walk the ~10^6 objects the imports made: ~0.1 s of CPU
+    # at every command's end. Registered before the command imports its libraries, so it runs after their
+    # cleanup handlers; atexit handlers, flushes and closes all run as usual, only the collections skip.
+    atexit.register(gc.freeze)
     try:
         app_for(sys.argv[1:])()
     except CxrlabError as exc:
