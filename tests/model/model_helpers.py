@@ -13,14 +13,16 @@ class ModelData:
     converted: Path
 
 
-def make_model_data(root: Path, images: int = 24, size: int = 128, px: int = 64) -> ModelData:
+def make_model_data(
+    root: Path, images: int = 24, size: int = 128, px: int = 64, test_fraction: float = 0.2
+) -> ModelData:
     from cxrlab.datasets.phantom import make_vindr
     from cxrlab.datasets.vindr import index_vindr
     from cxrlab.imaging.convert import ConvertOptions, convert
     from cxrlab.labels.consensus import consensus
     from cxrlab.tables import save_tables
 
-    raw = make_vindr(root / "raw", images=images, seed=0, size=size).root
+    raw = make_vindr(root / "raw", images=images, seed=0, size=size, test_fraction=test_fraction).root
     index = index_vindr(raw)
     fused = consensus(index.images, index.findings, method="wbf", iou=0.4, min_readers=2)
     tables = save_tables(root / "tables", index.images, fused.findings)

@@ -1,10 +1,14 @@
-"""The issue's learning acceptance on a phantom VinDr-CXR (800 images, 20% test), from scratch on CPU.
+"""The issue's learning acceptance on a phantom VinDr-CXR (1,000 images, 30% test), from scratch on CPU.
 
-Slow (two trainings of minutes to an hour): skipped unless selected, ``pytest -m slow
-tests/model/test_learning.py -s`` runs it and prints the figures. Thresholds:
+Slow (two trainings, each of at most 10 min on a quiet 2-core machine, far longer under load): skipped unless
+selected; ``./run test -m slow tests/model/test_learning.py -s`` runs it and prints the figures. Thresholds:
 macro AUROC >= 0.80 over the local labels with >= 20 test positives, Cardiomegaly and Nodule/Mass >= 0.95,
 mAP@0.4 >= 0.20 (challenge classes, No finding included); a second model trained without boxes must place
 CAM boxes with T(IoBB > 0.5) >= 0.5 for Cardiomegaly and Nodule/Mass.
+
+A 30% test split of 1,000 images holds 26 Nodule/Mass images (20% of 800 held 11). The model without boxes
+trains without augmentation: with it, classification alone from scratch did not leave the label priors in
+10 epochs (validation AUROC 0.49; 0.61 after 3 epochs without).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import pytest
 
 from .model_helpers import make_model_data
 
-SETTINGS = {"image_size": 160, "epochs": 12, "batch_size": 16, "threads": 1, "seed": 0}
+SETTINGS = {"batch_size": 16, "threads": 1, "seed": 0, "val_fraction": 0.1}
+BOXED = {"image_size": 160, "epochs": 16}
+WEAK = {"image_size": 192, "epochs": 10, "boxes": False, "augment": False}
 
 
 def _train_and_evaluate(data, out: Path, **extra: object):  # type: ignore[no-untyped-def]
@@ -46,8 +52,8 @@ def test_learns_the_phantom(tmp_path: Path, request: pytest.FixtureRequest) -> N
     from cxrlab.model.evaluate import local_macro
     from cxrlab.taxonomy import VINDR
 
-    data = make_model_data(tmp_path, images=800, size=512, px=256)
-    boxed = _train_and_evaluate(data, tmp_path / "boxes")
+    data = make_model_data(tmp_path, images=1000, size=512, px=256, test_fraction=0.3)
+    boxed = _train_and_evaluate(data, tmp_path / "boxes", **BOXED)
     auroc = boxed.scores["auroc"].table.set_index("label")
     macro, used = local_macro(boxed.scores["auroc"], list(VINDR.local), min_positives=20)
     map40 = boxed.scores["map40"].mean
@@ -56,7 +62,7 @@ def test_learns_the_phantom(tmp_path: Path, request: pytest.FixtureRequest) -> N
         f"Cardiomegaly {auroc.at['Cardiomegaly', 'auroc']:.3f}, "
         f"Nodule/Mass {auroc.at['Nodule/Mass', 'auroc']:.3f}; mAP@0.4 {map40:.3f}"
     )
-    weak = _train_and_evaluate(data, tmp_path / "no-boxes", boxes=False)
+    weak = _train_and_evaluate(data, tmp_path / "no-boxes", **WEAK)
     iobb = weak.scores["iobb"].table.set_index("label")["T=0.5"]
     print(
         f"CAM T(IoBB > 0.5) without boxes: Cardiomegaly {iobb['Cardiomegaly']:.2f}, "

@@ -265,3 +265,26 @@ def test_cam_is_grad_cam_of_each_pooled_level() -> None:
     assert maps.mean().item() + model.classifier.bias[k].item() == pytest.approx(
         out["logits"][0, k].item(), abs=1e-4
     )
+
+
+def test_cam_regions_each_get_a_box_tightened_to_their_core() -> None:
+    """Two separate blobs give two boxes, strongest first; ``core`` shrinks each box around its own peak."""
+    from cxrlab.model.cam import region_boxes
+
+    yy, xx = np.mgrid[0:100, 0:100].astype(float)
+    cam = np.exp(-((xx - 30) ** 2 + (yy - 40) ** 2) / 50) + 0.8 * np.exp(
+        -((xx - 75) ** 2 + (yy - 70) ** 2) / 50
+    )
+    whole = region_boxes(cam, threshold=0.3, core=0.0)
+    assert len(whole) == 2
+    (first, peak1), (second, peak2) = whole
+    assert peak1 == pytest.approx(1.0) and peak2 == pytest.approx(0.8, abs=0.01)
+    assert first[0] < 30 < first[2] and first[1] < 40 < first[3]
+    assert second[0] < 75 < second[2] and second[1] < 70 < second[3]
+    tight = region_boxes(cam, threshold=0.3, core=0.9)
+    for (big, _), (small, _) in zip(whole, tight, strict=True):
+        assert big[0] < small[0] and small[2] < big[2]
+        assert small[2] - small[0] < 0.6 * (big[2] - big[0])
+    assert len(region_boxes(cam, threshold=0.3, max_regions=1)) == 1
+    flat = region_boxes(np.zeros((10, 20)))
+    assert flat == [((0.0, 0.0, 20.0, 10.0), 1.0)]

@@ -127,7 +127,12 @@ def predict_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for findings.parquet (and submission.csv).")],
     submission: Annotated[bool, typer.Option("--submission", help="Also the challenge CSV.")] = False,
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
-    cam_threshold: Annotated[float, typer.Option(help="CAM box threshold (share of the map's range).")] = 0.5,
+    cam_threshold: Annotated[
+        float, typer.Option(help="CAM region threshold (share of the map's range).")
+    ] = 0.5,
+    cam_core: Annotated[
+        float, typer.Option(help="CAM box: the part of a region above this share of its peak.")
+    ] = 0.8,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
 ) -> None:
     """Predict every image: a findings table (reader = run name) with probabilities, boxes, CAM boxes."""
@@ -142,6 +147,7 @@ def predict_cmd(
         out,
         checkpoint=checkpoint,
         cam_threshold=cam_threshold,
+        cam_core=cam_core,
         batch_size=batch_size,
         progress=True,
     )

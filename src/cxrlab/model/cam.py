@@ -4,17 +4,22 @@ With global average pooling followed by one linear layer, the CAM of label ``k``
 over the pooled feature maps ``F`` (here C5 and P3, each upsampled to the input); Grad-CAM taken at those
 maps reduces to the same map (the gradient of the logit with respect to ``F`` is ``w[k] / (h * w)``
 everywhere), so one matrix product gives both. The map, scaled to [0, 1] by its own range, is thresholded;
-the box is the bounding rectangle of the connected region that holds the map's peak.
+each isolated region gets a box, as in ChestX-ray8, so that a second nodule gets its own; ``core`` tightens
+each box to the part of its region near the region's peak (T(IoBB) divides by the predicted box's area: a
+box wider than the finding loses).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
+from scipy import ndimage
 from torch import Tensor
 
-__all__ = ["activation_maps", "cam_boxes"]
+__all__ = ["CamBoxes", "activation_maps", "cam_boxes", "region_boxes"]
 
 
 def activation_maps(features: tuple[Tensor, ...], weight: Tensor, labels: list[int], size: int) -> Tensor:
@@ -32,25 +37,64 @@ def activation_maps(features: tuple[Tensor, ...], weight: Tensor, labels: list[i
     return total
 
 
-def _peak_box(cam: np.ndarray, threshold: float) -> tuple[float, float, float, float]:
+@dataclass
+class CamBoxes:
+    """One row per box: the image (index in the batch), the label (index into the labels asked for), the box
+    (input pixels) and the region's peak (share of the map's range, 1 for the map's own peak)."""
+
+    image: np.ndarray
+    label: np.ndarray
+    boxes: np.ndarray
+    peak: np.ndarray
+
+
+def region_boxes(
+    cam: np.ndarray, threshold: float = 0.5, core: float = 0.0, max_regions: int = 3
+) -> list[tuple[tuple[float, float, float, float], float]]:
+    """Boxes of the isolated regions of ``cam`` (ChestX-ray8 boxes each region of the thresholded heat map).
+
+    The map is scaled to [0, 1] by its range; a region is a connected component at or above ``threshold``;
+    its box bounds the part of the region, connected to the region's peak, at or above ``core`` times that
+    peak (0: the whole region). Regions come strongest first, at most ``max_regions``.
+    """
     low, high = float(cam.min()), float(cam.max())
     if high - low <= 1e-12:
-        return 0.0, 0.0, float(cam.shape[1]), float(cam.shape[0])
+        return [((0.0, 0.0, float(cam.shape[1]), float(cam.shape[0])), 1.0)]
     scaled = (cam - low) / (high - low)
-    mask = (scaled >= threshold).astype(np.uint8)
-    _, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    y, x = np.unravel_index(int(np.argmax(scaled)), scaled.shape)
-    x0, y0, w, h = stats[components[y, x], :4]
-    return float(x0), float(y0), float(x0 + w), float(y0 + h)
+    count, regions = cv2.connectedComponents((scaled >= threshold).astype(np.uint8), connectivity=8)
+    ids = np.arange(1, count)
+    peaks = ndimage.maximum(scaled, regions, ids)
+    where = ndimage.maximum_position(scaled, regions, ids)
+    out = []
+    for k in np.argsort(-np.asarray(peaks))[:max_regions]:
+        peak, (y, x) = float(peaks[k]), where[k]
+        inside = (regions == ids[k]) & (scaled >= core * peak)
+        _, parts, stats, _ = cv2.connectedComponentsWithStats(inside.astype(np.uint8), connectivity=8)
+        x0, y0, w, h = stats[parts[y, x], :4]
+        out.append(((float(x0), float(y0), float(x0 + w), float(y0 + h)), peak))
+    return out
 
 
 def cam_boxes(
-    features: tuple[Tensor, ...], weight: Tensor, labels: list[int], size: int, threshold: float = 0.5
-) -> np.ndarray:
-    """(B, len(labels), 4) boxes in input pixels, one per image and label."""
+    features: tuple[Tensor, ...],
+    weight: Tensor,
+    labels: list[int],
+    size: int,
+    threshold: float = 0.5,
+    core: float = 0.0,
+    max_regions: int = 3,
+) -> CamBoxes:
+    """The boxes of :func:`region_boxes` for each image of the batch and each of ``labels``."""
     maps = activation_maps(features, weight, labels, size).cpu().numpy()
-    out = np.zeros((maps.shape[0], maps.shape[1], 4), dtype=np.float64)
-    for b in range(maps.shape[0]):
-        for k in range(maps.shape[1]):
-            out[b, k] = _peak_box(maps[b, k], threshold)
-    return out
+    rows = [
+        (b, k, box, peak)
+        for b in range(maps.shape[0])
+        for k in range(maps.shape[1])
+        for box, peak in region_boxes(maps[b, k], threshold, core, max_regions)
+    ]
+    return CamBoxes(
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.float64).reshape(-1, 4),
+        np.array([r[3] for r in rows], dtype=np.float64),
+    )

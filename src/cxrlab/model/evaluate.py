@@ -23,7 +23,7 @@ from cxrlab.errors import UsageError
 from cxrlab.metrics.scoring import MetricScore, Predictions, score_auroc, score_iobb, score_map, select_truth
 from cxrlab.metrics.submission import make_submission, write_submission
 from cxrlab.model.card import add_test_metrics
-from cxrlab.model.predict import SUBMISSION_OUT, PredictResult, predict, submission_rows
+from cxrlab.model.predict import SUBMISSION_OUT, CamSettings, PredictResult, predict, submission_rows
 from cxrlab.model.train import read_run_config
 from cxrlab.tables import load_tables
 
@@ -59,6 +59,7 @@ def evaluate(
     n_boot: int = 1000,
     seed: int = 0,
     cam_threshold: float = 0.5,
+    cam_core: float = CamSettings.core,
     batch_size: int = 16,
     progress: bool = False,
 ) -> Evaluation:
@@ -77,6 +78,7 @@ def evaluate(
         image_ids=ids,
         checkpoint=checkpoint,
         cam_threshold=cam_threshold,
+        cam_core=cam_core,
         batch_size=batch_size,
         progress=progress,
     )

@@ -8,7 +8,8 @@ Rows of the findings table (reader = the run's name; column ``source`` tells whe
 
 - ``classifier``: one image-level row (no box) per image and label, the label's probability;
 - ``detector``: the FCOS boxes of the detection classes (after torchvision's NMS);
-- ``cam``: one class-activation-map box per image and localizable label, scored by the label's probability.
+- ``cam``: class-activation-map boxes (one per isolated region of the map, at most three) per image and
+  localizable label, scored by the label's probability times the region's peak share.
 
 The submission keeps ``No finding`` (image-level), the detector's boxes, and CAM boxes for the labels without
 a detector.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,13 +91,53 @@ def _to_original(files: ImageFiles, ids: list[str], boxes: np.ndarray, size: int
     return out
 
 
+@dataclass(frozen=True)
+class CamSettings:
+    """How CAM maps become boxes (see :func:`cxrlab.model.cam.region_boxes`)."""
+
+    threshold: float = 0.5
+    core: float = 0.8
+    max_regions: int = 3
+
+
+def _cam_frame(
+    model: CxrNet,
+    out: dict[str, Any],
+    batch_ids: list[str],
+    probs: np.ndarray,
+    cam_labels: list[int],
+    cam: CamSettings,
+) -> pd.DataFrame:
+    """CAM boxes, each scored by its label's probability times its region's peak share."""
+    found = cam_boxes(
+        out["cam_features"],
+        model.classifier.weight,
+        cam_labels,
+        model.spec.image_size,
+        cam.threshold,
+        cam.core,
+        cam.max_regions,
+    )
+    label_index = np.asarray(cam_labels)[found.label]
+    frame = pd.DataFrame(
+        {
+            "image_id": np.asarray(batch_ids, dtype=object)[found.image],
+            "label": np.asarray(model.spec.labels, dtype=object)[label_index],
+            "score": probs[found.image, label_index] * found.peak,
+            "source": "cam",
+        }
+    )
+    frame[BOX_COLUMNS] = found.boxes
+    return frame
+
+
 @torch.no_grad()
 def _run(
     model: CxrNet,
     data: CxrDataset,
     cam_labels: list[int],
     batch_size: int,
-    cam_threshold: float,
+    cam: CamSettings,
     progress: bool,
 ) -> list[pd.DataFrame]:
     spec, ids = model.spec, data.targets.image_ids
@@ -116,19 +158,7 @@ def _run(
             )
         )
         if cam_labels:
-            boxes = cam_boxes(
-                out["cam_features"], model.classifier.weight, cam_labels, spec.image_size, cam_threshold
-            )
-            frame = pd.DataFrame(
-                {
-                    "image_id": np.repeat(batch_ids, len(cam_labels)),
-                    "label": np.tile([spec.labels[k] for k in cam_labels], len(batch_ids)),
-                    "score": probs[:, cam_labels].ravel(),
-                    "source": "cam",
-                }
-            )
-            frame[BOX_COLUMNS] = boxes.reshape(-1, 4)
-            frames.append(frame)
+            frames.append(_cam_frame(model, out, batch_ids, probs, cam_labels, cam))
         if model.detects:
             for image_id, det in zip(batch_ids, model.detections(batch["image"], out), strict=True):
                 frame = pd.DataFrame(
@@ -153,6 +183,7 @@ def predict(
     checkpoint: str = "best",
     batch_size: int = 16,
     cam_threshold: float = 0.5,
+    cam_core: float = CamSettings.core,
     progress: bool = False,
 ) -> PredictResult:
     """Predict every image of ``images`` (or those of ``image_ids``) with the run's checkpoint."""
@@ -168,7 +199,9 @@ def predict(
     empty = Targets(ids, np.zeros((len(ids), len(model.spec.labels)), np.float32), {})
     data = CxrDataset(empty, files, model.spec.image_size)
     cam = [model.spec.labels.index(x) for x in localizable_labels(model.spec.labels, config.labels)]
-    findings = pd.concat(_run(model, data, cam, batch_size, cam_threshold, progress), ignore_index=True)
+    findings = pd.concat(
+        _run(model, data, cam, batch_size, CamSettings(cam_threshold, cam_core), progress), ignore_index=True
+    )
     for column in BOX_COLUMNS:
         if column not in findings.columns:
             findings[column] = np.nan
