@@ -89,3 +89,33 @@ def test_a_failed_write_gives_the_lock_back_and_reads_never_wait(db: Database) -
         s.execute(text("INSERT INTO counted (who, i) VALUES (3, 1)"))
     assert not holder.holding  # closed without commit: given back
     db.dispose()
+
+
+def test_a_write_waits_at_most_the_timeout_then_fails_as_sqlite_would(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+    import os
+
+    from sqlalchemy.exc import OperationalError
+
+    from cxrlab.annotate import sqlite_writer
+
+    monkeypatch.setattr(sqlite_writer, "TIMEOUT", 0.3)
+    path = db.url.removeprefix("sqlite:///") + "-writelock"
+    with db.session() as s:  # make sure the lock file exists
+        s.execute(text("INSERT INTO counted (who, i) VALUES (9, 9)"))
+        s.commit()
+    other = os.open(path, os.O_RDWR)  # another open of the file: as another process would hold it
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        with db.session() as s, pytest.raises(OperationalError, match="database is locked"):
+            s.execute(text("INSERT INTO counted (who, i) VALUES (9, 10)"))
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+    with db.session() as s:  # the lock is free again: the write goes through
+        s.execute(text("INSERT INTO counted (who, i) VALUES (9, 11)"))
+        s.commit()
+        assert s.execute(text("SELECT count(*) FROM counted WHERE who = 9")).scalar() == 2
+    db.dispose()

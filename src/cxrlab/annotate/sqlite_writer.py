@@ -1,12 +1,14 @@
-"""One writer at a time on a SQLite file, queued in the kernel instead of in SQLite's busy handler.
+"""One writer at a time on a SQLite file, queued on a lock of the service's own instead of in SQLite's
+busy handler.
 
 SQLite lets one connection write at a time. A connection that finds the file locked retries in its busy
 handler, which sleeps 1, 2, 5, 10, 15, 20... ms between tries: under 20 readers saving at once (threads of two
 worker processes), the saves that collide sleep far longer than the write they wait for. Here every write
 transaction first takes a lock of the service's own (a thread lock, then ``flock`` on ``FILE-writelock``
-across processes), from its first INSERT / UPDATE / DELETE until its commit or rollback: a waiting save wakes
-as soon as the previous one commits. Reads never take it (WAL: they go on beside the writer). Programs that
-do not take it (the ``sqlite3`` shell) still meet SQLite's own lock and busy timeout, as before.
+across processes, tried every half millisecond), from its first INSERT / UPDATE / DELETE until its commit or
+rollback: a waiting save goes on as soon as the previous one commits. Reads never take it (WAL: they go on
+beside the writer). Programs that do not take it (the ``sqlite3`` shell) still meet SQLite's own lock and
+busy timeout, as before; a write waits at most ``TIMEOUT`` s here too, then fails as "database is locked".
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+TIMEOUT = 10.0  # seconds, as the busy timeout of the engine's connections
+POLL = 0.0005  # seconds between tries for the lock of another process
 
 
 class WriteLock:
@@ -36,9 +41,22 @@ class WriteLock:
         return self._fd
 
     def acquire(self) -> None:
-        self._threads.acquire()
+        """Wait at most ``TIMEOUT`` s, as SQLite's own busy timeout did, then fail the write the same way
+        ("database is locked"): a long writer elsewhere must not pile up every worker thread behind it."""
+        deadline = time.monotonic() + TIMEOUT
+        if not self._threads.acquire(timeout=TIMEOUT):
+            raise sqlite3.OperationalError("database is locked (another write of this process)")
         try:
-            fcntl.flock(self._file(), fcntl.LOCK_EX)  # waits in the kernel, the GIL released
+            while True:
+                try:
+                    fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise sqlite3.OperationalError(
+                            "database is locked (a write of another process)"
+                        ) from None
+                    time.sleep(POLL)  # the GIL released; at most POLL s later than the holder's commit
         except BaseException:
             self._threads.release()
             raise

@@ -167,7 +167,6 @@ def import_cmd(
 ) -> None:
     """Import images (originals referenced, never changed); readers are assigned; renditions made ahead."""
     from cxrlab.annotate.admin import find_project
-    from cxrlab.annotate.importer import import_source
     from cxrlab.annotate.renditions import RenditionCache
     from cxrlab.errors import UsageError
     from cxrlab.progress import track
@@ -191,7 +190,8 @@ def import_cmd(
                 progress=True,
             )
         else:
-            report = import_source(s, p, src, split=split, images_root=images, proposals=proposals)  # type: ignore[arg-type]
+            assert src is not None  # SRC or --pacs, checked above
+            report = _import_folder(s, p, Path(src), split, images, proposals, track)
     failed = _make_renditions(RenditionCache(database.cache_dir), report.new_images, renditions, track)
     for problem in report.problems + failed:
         err_console.print(f"[yellow]skipped:[/yellow] {problem}", markup=True, highlight=False)
@@ -201,6 +201,20 @@ def import_cmd(
         console.print(f"imported into {project}: {report.summary()}")
     if report.problems or failed:
         raise typer.Exit(1)
+
+
+def _import_folder(session, project, src, split, images, proposals, track):  # type: ignore[no-untyped-def]
+    """Headers first, outside any transaction (with a bar), then the rows in one short transaction: a
+    service running on the same database makes its readers' saves wait only for the rows."""
+    from cxrlab.annotate.importer import import_source, probe_all, source_files
+
+    paths = source_files(src, images)
+    probed = {}
+    for path in track(paths, total=len(paths), description="reading headers", progress=True):
+        probed.update(probe_all([path]))
+    return import_source(
+        session, project, src, split=split, images_root=images, proposals=proposals, probed=probed
+    )
 
 
 def _make_renditions(cache, refs, enabled, track) -> list[str]:  # type: ignore[no-untyped-def]
