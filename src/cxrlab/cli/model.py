@@ -132,7 +132,7 @@ def predict_cmd(
     ] = 0.5,
     cam_core: Annotated[
         float, typer.Option(help="CAM box: the part of a region above this share of its peak.")
-    ] = 0.8,
+    ] = 0.9,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
 ) -> None:
     """Predict every image: a findings table (reader = run name) with probabilities, boxes, CAM boxes."""

@@ -93,10 +93,12 @@ def _to_original(files: ImageFiles, ids: list[str], boxes: np.ndarray, size: int
 
 @dataclass(frozen=True)
 class CamSettings:
-    """How CAM maps become boxes (see :func:`cxrlab.model.cam.region_boxes`)."""
+    """How CAM maps become boxes (see :func:`cxrlab.model.cam.region_boxes`). ``core`` 0.9 was chosen on the
+    training images of a phantom model trained without boxes (T(IoBB > 0.5) of Cardiomegaly 0.39 at 0.8,
+    0.66 at 0.9, 0.71 at 0.95; on the test split the whole region, core 0, gave 0.00)."""
 
     threshold: float = 0.5
-    core: float = 0.8
+    core: float = 0.9
     max_regions: int = 3
 
 
