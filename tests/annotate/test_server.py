@@ -144,6 +144,18 @@ def test_cli_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     assert _cli("import", "p", "--db", db).returncode == 2
 
 
+def test_a_database_that_cannot_be_opened_is_one_line_without_its_password(tmp_path: Path) -> None:
+    unknown = _main("project", "create", "p", "--labels", "vindr", "--db", "nosuchdb://x")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "error: --db names a database this install cannot open: nosuchdb://x"
+    refused = _main(
+        "project", "create", "p", "--labels", "vindr", "--db", "postgresql://u:secret@127.0.0.1:1/x"
+    )
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert "cannot open the database" in refused.stderr and "secret" not in refused.stderr
+    assert "Traceback" not in unknown.stderr + refused.stderr
+
+
 @pytest.fixture(autouse=True)
 def _cleanup(tmp_path: Path):
     yield

@@ -54,7 +54,7 @@ def resolve_labels(spec: str | list[str]) -> tuple[str, list[str], list[str]]:
     else:
         path = Path(spec)
         if not path.is_file():
-            raise InvalidInput(f"--labels {spec}: neither a label set ({', '.join(LABEL_SETS)}) nor a file")
+            raise InvalidInput(f"labels {spec}: neither a label set ({', '.join(LABEL_SETS)}) nor a file")
         lines = path.read_text(encoding="utf-8").splitlines()
         name, labels, local = path.stem, [s.strip() for s in lines if s.strip() and not s.startswith("#")], []
     if not labels or len(set(labels)) != len(labels):
@@ -79,7 +79,7 @@ def create_project(
 ) -> Project:
     _check_name(name, "project")
     if not (1 <= readers <= 20 and 1 <= test_readers <= 20):
-        raise InvalidInput("--readers and --test-readers must be between 1 and 20")
+        raise InvalidInput("readers and test_readers must be between 1 and 20")
     if db.scalar(select(Project).where(Project.name == name)) is not None:
         raise Conflict(f"project '{name}' exists already")
     set_name, label_list, box_labels = resolve_labels(labels)

@@ -14,11 +14,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cxrlab.annotate import sqlite_writer
-from cxrlab.errors import UsageError
+from cxrlab.errors import CxrlabError, ParameterError
 
 DEFAULT_DB_FILE = "cxrlab-annotate.db"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -34,7 +34,7 @@ def resolve_url(db: str | None = None) -> str:
     try:
         make_url(raw)
     except ArgumentError as exc:
-        raise UsageError(f"--db: not a database URL or file: {raw} ({exc})") from None
+        raise ParameterError("db", f"is not a database URL or file: {raw} ({exc})") from None
     return raw
 
 
@@ -82,8 +82,16 @@ class Database:
 
     def __init__(self, db: str | None = None, *, cache_dir: str | Path | None = None) -> None:
         self.url = resolve_url(db)
-        self.engine = make_engine(self.url)
-        migrate(self.engine)
+        shown = make_url(self.url).render_as_string(hide_password=True)
+        try:
+            self.engine = make_engine(self.url)
+        except NoSuchModuleError:
+            raise ParameterError("db", f"names a database this install cannot open: {shown}") from None
+        try:
+            migrate(self.engine)
+        except OperationalError as exc:
+            cause = " ".join(str(exc.orig).split())  # one line: libpq's messages span several
+            raise CxrlabError(f"{shown}: cannot open the database ({cause})") from None
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.url)
 

@@ -252,7 +252,7 @@ def import_source(
         import_tables(db, project, src, root, split, proposals, report, probed)
     else:
         if proposals:
-            raise InvalidInput("--proposals needs a tables folder (with findings.parquet)")
+            raise InvalidInput("proposals needs a tables folder (with findings.parquet)")
         import_folder(db, project, src, split, report, probed)
     finish_import(db, project, report, actor_id, "folder" if not (src / IMAGES_FILE).is_file() else "tables")
     return report

@@ -80,7 +80,7 @@ def import_pacs(
 ) -> ImportReport:
     """Import the matching studies' instances from a DICOMweb server into ``project``; commits."""
     if not url.startswith(("http://", "https://")):
-        raise InvalidInput(f"--pacs {url}: not an http(s) DICOMweb URL")
+        raise InvalidInput(f"pacs {url}: not an http(s) DICOMweb URL")
     client = client_for(url)
     report = ImportReport()
     adder = ImageAdder(db, project, report)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cxrlab.cli.common import console, err_console, new_app, print_json
+from cxrlab.cli.common import console, err_console, flags, new_app, print_json
 
 app = new_app("The reading service: blind multi-reader projects, adjudication, export to the two tables.")
 project_app = new_app("Create projects and add members.")
@@ -25,7 +25,8 @@ DbOption = Annotated[
 def _database(db: str | None, cache: Path | None = None):  # type: ignore[no-untyped-def]
     from cxrlab.annotate.db import Database
 
-    return Database(db, cache_dir=cache)
+    with flags(db="--db"):
+        return Database(db, cache_dir=cache)
 
 
 @app.command("serve")
