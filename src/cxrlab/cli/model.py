@@ -78,6 +78,9 @@ def train_cmd(
     balanced: Annotated[
         bool | None, typer.Option("--balanced/--no-balanced", help="Class-balanced sampling.")
     ] = None,
+    det_weight: Annotated[
+        float | None, typer.Option(help="Weight of the detection losses against the classification loss.")
+    ] = None,
     val_fraction: Annotated[float | None, typer.Option(help="Validation share (by patient).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of split, order, augmentation, init.")] = None,
     workers: Annotated[int | None, typer.Option(help="Data loader processes (0: in process).")] = None,
@@ -105,7 +108,7 @@ def train_cmd(
             config, tables=str(tables) if tables else None, images=str(images) if images else None,
             out=str(out) if out else None, labels=labels, arch=arch, image_size=image_size, epochs=epochs,
             batch_size=batch_size, lr=lr, targets=targets, boxes=boxes, balanced=balanced,
-            val_fraction=val_fraction, seed=seed, workers=workers, threads=threads,
+            det_weight=det_weight, val_fraction=val_fraction, seed=seed, workers=workers, threads=threads,
             weights=str(weights) if weights else None, name=name,
         )  # fmt: skip
     result = train(cfg, resume=resume is not None, progress=True)

@@ -31,7 +31,9 @@ class TrainConfig:
     warmup_epochs: float = 0.5
     targets: str = "majority"
     boxes: bool = True
-    det_weight: float = 1.0
+    det_weight: float = 2.0
+    """Weight of FCOS's losses against the classification loss (summed over the labels). On a phantom VinDr
+    (1,000 images, 16 epochs) 2 gave mAP@0.4 0.236 and macro AUROC 0.90, 1 gave 0.197 and 0.87."""
     balanced: bool = False
     augment: bool = True
     val_fraction: float = 0.15
