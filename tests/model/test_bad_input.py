@@ -102,7 +102,7 @@ def test_label_set_mismatch(cli, trained: Path, tmp_path: Path, model_data: Mode
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     before = _snapshot(run)
-    _one_line(cli("train", "--resume", run, "--labels", "nih"), 1, "--labels vindr", "not nih")
+    _one_line(cli("train", "--resume", run, "--labels", "nih"), 1, "trained with labels vindr", "not nih")
     # a run whose settings name another label set than its checkpoint holds
     config = (run / "config.json").read_text().replace('"labels": "vindr"', '"labels": "challenge"')
     (run / "config.json").write_text(config)
@@ -129,3 +129,25 @@ def test_bad_user_weights(cli, model_data: ModelData, tmp_path: Path) -> None:
     proc = cli(*_train_args(model_data, tmp_path / "run"), "--weights", foreign)
     _one_line(proc, 1, "foreign.pt", "another architecture")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "problem"),
+    [("--epochs", "0", "must be at least 1"), ("--lr", "-1", "must be positive"),
+     ("--val-fraction", "1", "must be in [0, 1)"), ("--det-weight", "-0.5", "must be >= 0")],
+)  # fmt: skip
+def test_a_bad_setting_names_its_flag_and_writes_nothing(
+    model_data: ModelData, tmp_path: Path, cli, flag: str, value: str, problem: str
+) -> None:
+    run = tmp_path / "run"
+    line = _one_line(cli(*_train_args(model_data, run), flag, value), 2, flag, problem)
+    assert line.startswith(f"error: {flag} ")
+    assert not run.exists()
+
+
+def test_the_library_names_the_parameter_not_the_flag(model_data: ModelData, tmp_path: Path) -> None:
+    from cxrlab.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"^val_fraction must be in \[0, 1\)") as caught:
+        tiny_config(model_data, tmp_path / "run", val_fraction=1.5)
+    assert caught.value.parameter == "val_fraction"

@@ -12,11 +12,25 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cxrlab.cli.common import console, err_console, print_json
+from cxrlab.cli.common import console, err_console, flags, print_json
 from cxrlab.params import check_choice
 
 if TYPE_CHECKING:
     from cxrlab.model.config import TrainConfig
+
+TRAIN_SETTINGS = (
+    "epochs",
+    "batch_size",
+    "image_size",
+    "lr",
+    "det_weight",
+    "val_fraction",
+    "targets",
+    "workers",
+    "threads",
+)
+TRAIN_FLAGS = {name: "--" + name.replace("_", "-") for name in TRAIN_SETTINGS}
+"""The flags of train settings checked by the library (``best_metric`` is set in a config file only)."""
 
 __all__ = ["evaluate_cmd", "predict_cmd", "train_cmd"]
 
@@ -104,13 +118,14 @@ def train_cmd(
     else:
         if tables is None and config is None:
             raise UsageError("give TABLES (or a --config file naming them), or --resume RUN")
-        cfg = resolve_config(
-            config, tables=str(tables) if tables else None, images=str(images) if images else None,
-            out=str(out) if out else None, labels=labels, arch=arch, image_size=image_size, epochs=epochs,
-            batch_size=batch_size, lr=lr, targets=targets, boxes=boxes, balanced=balanced,
-            det_weight=det_weight, val_fraction=val_fraction, seed=seed, workers=workers, threads=threads,
-            weights=str(weights) if weights else None, name=name,
-        )  # fmt: skip
+        with flags(**TRAIN_FLAGS):
+            cfg = resolve_config(
+                config, tables=str(tables) if tables else None, images=str(images) if images else None,
+                out=str(out) if out else None, labels=labels, arch=arch, image_size=image_size, epochs=epochs,
+                batch_size=batch_size, lr=lr, targets=targets, boxes=boxes, balanced=balanced,
+                det_weight=det_weight, val_fraction=val_fraction, seed=seed, workers=workers, threads=threads,
+                weights=str(weights) if weights else None, name=name,
+            )  # fmt: skip
     result = train(cfg, resume=resume is not None, progress=True)
     if _rank() != 0:
         return

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from cxrlab.errors import UsageError
+from cxrlab.errors import ParameterError, UsageError
 
 __all__ = ["CONFIG_FILE", "TrainConfig", "resolve_config"]
 
@@ -50,21 +50,28 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (32 <= self.image_size <= 4096, f"--image-size must be 32-4096, got {self.image_size}"),
-            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
-            (0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
-            (self.targets in ("majority", "soft"), f"--targets must be majority or soft, not {self.targets}"),
+            ("epochs", self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
+            ("batch_size", self.batch_size >= 1, f"must be at least 1, got {self.batch_size}"),
+            ("image_size", 32 <= self.image_size <= 4096, f"must be 32-4096, got {self.image_size}"),
+            ("lr", self.lr > 0, f"must be positive, got {self.lr}"),
+            ("det_weight", self.det_weight >= 0, f"must be >= 0, got {self.det_weight}"),
+            ("val_fraction", 0 <= self.val_fraction < 1, f"must be in [0, 1), got {self.val_fraction}"),
             (
-                self.best_metric in ("val_auroc", "val_loss"),
-                f"--best-metric must be val_auroc or val_loss, not {self.best_metric}",
+                "targets",
+                self.targets in ("majority", "soft"),
+                f"must be majority or soft, not {self.targets}",
             ),
-            (self.workers >= 0 and self.threads >= 0, "--workers and --threads must be >= 0"),
+            (
+                "best_metric",
+                self.best_metric in ("val_auroc", "val_loss"),
+                f"must be val_auroc or val_loss, not {self.best_metric}",
+            ),
+            ("workers", self.workers >= 0, f"must be >= 0, got {self.workers}"),
+            ("threads", self.threads >= 0, f"must be >= 0, got {self.threads}"),
         ]
-        for ok, message in checks:
+        for parameter, ok, problem in checks:
             if not ok:
-                raise UsageError(message)
+                raise ParameterError(parameter, problem)
         if not self.name:
             self.name = Path(self.out).name or "model"
 

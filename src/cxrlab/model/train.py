@@ -116,7 +116,7 @@ def prepare_data(config: TrainConfig, split: pd.DataFrame | None = None) -> Trai
     if not (targets.y[:, findings_only] > 0).any():
         raise CxrlabError(
             f"{config.tables}: no finding of the {label_set.name} label set on the training "
-            f"images (choose --labels to match the tables)"
+            f"images (choose the label set, labels, to match the tables)"
         )
     files.require(ids, "training")
     widths = dict(
@@ -345,7 +345,7 @@ def check_resume(run: str | Path, labels: str | None) -> TrainConfig:
     """The configuration of ``run`` to resume; ``labels``, when given, must be the run's own."""
     config = read_run_config(run)
     if labels is not None and labels != config.labels:
-        raise CxrlabError(f"{run}: the run was trained with --labels {config.labels}, not {labels}")
+        raise CxrlabError(f"{run}: the run was trained with labels {config.labels}, not {labels}")
     if not (Path(run) / LAST).is_file():
         raise CxrlabError(f"{run}: no checkpoint to resume from ({LAST})")
     return config
