@@ -514,8 +514,6 @@ def apply_table(stored: np.ndarray, table: np.ndarray) -> np.ndarray:
         import cv2
 
         return cast(np.ndarray, cv2.LUT(index, table))
-    if table.size == 2 ** (8 * index.dtype.itemsize):  # every index is in range: no bounds check needed
-        return cast(np.ndarray, np.take(table, index, mode="wrap"))
     return cast(np.ndarray, np.take(table, index))
 
 
