@@ -261,3 +261,26 @@ def test_signed_jpeg_lossless_is_sign_extended_like_pydicom(bits: int, tmp_path:
         warnings.simplefilter("ignore")
         np.testing.assert_array_equal(ds.pixel_array, stored)  # the case is what we think it is
     np.testing.assert_array_equal(decoded.pixels, stored)
+
+
+@pytest.mark.parametrize(
+    ("fragments", "offset_table", "delimited"),
+    [(1, False, False), (1, True, False), (1, False, True), (2, False, False), (3, True, False)],
+)
+def test_first_frame_view_equals_pydicoms_frame(fragments: int, offset_table: bool, delimited: bool) -> None:
+    """The codestream taken without a copy from a single-fragment frame is pydicom's frame; other layouts
+    (several fragments) are left to pydicom."""
+    from pydicom.encaps import encapsulate, generate_frames
+
+    from cxrlab.imaging.decoders import SEQUENCE_DELIMITER, _first_frame, _single_fragment
+
+    frame = bytes(np.random.default_rng(fragments).integers(0, 256, 1001, dtype=np.uint8)) + b"\xff\xd9"
+    data = encapsulate([frame], fragments_per_frame=fragments, has_bot=offset_table)
+    data += SEQUENCE_DELIMITER + b"\0\0\0\0" if delimited else b""
+    expected = next(generate_frames(data, number_of_frames=1))
+    view = _single_fragment(data)
+    assert (view is not None) == (fragments == 1)
+    ds = pydicom.Dataset()
+    ds.PixelData = data
+    assert bytes(_first_frame(ds)) == expected
+    assert _single_fragment(data[:-3] if not delimited else data[:-11]) is None  # a cut fragment

@@ -309,3 +309,30 @@ def test_luts_with_a_negative_first_value_on_signed_data(tmp_path: Path) -> None
     del case.ds.ModalityLUTSequence
     case.ds.VOILUTSequence = Sequence([_lut_item(4096, -2000, 16, entries)])
     np.testing.assert_array_equal(D.apply_voi(case.stored, case.ds), entries[index])
+
+
+def test_table_kept_for_a_repeated_header_follows_every_header_change(tmp_path: Path) -> None:
+    """A table made once per header (window, rescale, photometric...) is reused, never a stale one: after
+    each change the table equals the step-by-step chain of the changed header."""
+    case = _phantom(tmp_path, "k.dcm", chest_like(64, 48, bits=12, seed=3), windows=[(2000, 3000)])
+    ds, options = case.ds, D.DisplayOptions()
+    first, applied = D.display_table(ds, options)
+    again, applied_again = D.display_table(ds, options)
+    assert np.array_equal(first, again) and applied_again == applied
+    applied_again.notes.append("a note of this image only")  # the pipeline appends per-image notes
+    assert D.display_table(ds, options)[1].notes == applied.notes
+    changes: list[tuple[str, object]] = [
+        ("WindowCenter", 1500), ("WindowWidth", 800), ("RescaleSlope", 2.0), ("RescaleIntercept", -500.0),
+        ("PhotometricInterpretation", "MONOCHROME1"), ("VOILUTFunction", "SIGMOID"),
+    ]  # fmt: skip
+    tables = [first]
+    for keyword, value in changes:
+        setattr(ds, keyword, value)
+        if keyword == "RescaleSlope":
+            ds.RescaleIntercept = 0.0
+        table, _ = D.display_table(ds, options)
+        expected, _ = D.display_reference(case.stored, ds, options)
+        assert np.array_equal(D.apply_table(case.stored, table), expected), keyword
+        assert not any(np.array_equal(table, t) for t in tables), keyword
+        tables.append(table)
+    assert D.display_table(ds, D.DisplayOptions(bits=16))[0].dtype == np.uint16 != first.dtype

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydicom import uid as _uid
@@ -32,6 +32,12 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
 from cxrlab.imaging.reading import DecodeError, read_dicom
+
+ITEM_TAG = b"\xfe\xff\x00\xe0"
+"""(FFFE,E000) little endian: an item of encapsulated Pixel Data."""
+SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0"
+J2K_HEAD = 4096
+"""Bytes of a JPEG 2000 codestream searched first for its SIZ and COD markers (its main header)."""
 
 __all__ = [
     "FAST_DECODERS",
@@ -269,8 +275,19 @@ def j2k_reduce_level(width: int, height: int, target_w: int, target_h: int, leve
     return r
 
 
-def _j2k_header(frame: bytes) -> tuple[int, bool, int]:
-    """(precision, signed, decomposition levels) from the SIZ and COD markers of a J2K codestream."""
+def _j2k_header(codestream: bytes | memoryview) -> tuple[int, bool, int]:
+    """(precision, signed, decomposition levels) from the SIZ and COD markers of a J2K codestream.
+
+    The markers open the codestream: they are looked for in its first bytes, then in all of it."""
+    head = bytes(codestream[:J2K_HEAD])
+    start = head.find(b"\xff\x4f\xff\x51")
+    cod = head.find(b"\xff\x52", start + 2) if start >= 0 else -1
+    if cod < 0 or len(head) < max(start + 48, cod + 10):
+        head = bytes(codestream)
+    return _j2k_markers(head)
+
+
+def _j2k_markers(frame: bytes) -> tuple[int, bool, int]:
     start = frame.find(b"\xff\x4f\xff\x51")
     if start < 0:
         raise ValueError("no J2K codestream (SOC/SIZ markers) in the frame")
@@ -304,9 +321,27 @@ def _shift_correct(arr: np.ndarray, bits: int) -> np.ndarray:
     return arr
 
 
-def _first_frame(ds: Dataset) -> bytes:
+def _first_frame(ds: Dataset) -> bytes | memoryview:
     frames = int(ds.get("NumberOfFrames", 1) or 1)
+    single = _single_fragment(ds.PixelData) if frames == 1 else None
+    if single is not None:
+        return single
     return bytes(next(generate_frames(ds.PixelData, number_of_frames=frames)))
+
+
+def _single_fragment(data: bytes) -> memoryview | None:
+    """The codestream of a single-frame encapsulated Pixel Data held in one fragment (the usual layout), as
+    a view: copying it out, as pydicom's ``generate_frames`` does, costs ~0.3 ms per file for a 5 MB
+    codestream. None for any other layout (several fragments, an odd Basic Offset Table)."""
+    if len(data) < 16 or data[:4] != ITEM_TAG:
+        return None
+    start = 8 + struct.unpack_from("<I", data, 4)[0]  # after the Basic Offset Table item
+    if len(data) < start + 8 or data[start : start + 4] != ITEM_TAG:
+        return None
+    end = start + 8 + struct.unpack_from("<I", data, start + 4)[0]
+    if end > len(data) or (end < len(data) and data[end : end + 4] != SEQUENCE_DELIMITER):
+        return None
+    return memoryview(data)[start + 8 : end]
 
 
 def _fast_decode(
@@ -330,7 +365,7 @@ def _fast_decode(
 
     import imagecodecs
 
-    frame = _first_frame(ds)
+    frame = cast(bytes, _first_frame(ds))  # a view (no copy) or bytes: the codecs take any buffer
     if syntax in JPEG_FAMILY:
         out = imagecodecs.jpeg8_decode(frame)
         arr = _finish(out, dtype, rows, cols)
@@ -374,7 +409,7 @@ def _fast_decode(
 
         with _stderr_silenced():  # a malformed stream makes the Rust decoder panic: reported by the caller
             data = decode_pixel_data(
-                frame, version=2, rows=rows, columns=cols, bits_allocated=8 * dtype.itemsize
+                bytes(frame), version=2, rows=rows, columns=cols, bits_allocated=8 * dtype.itemsize
             )
         arr = np.frombuffer(data, dtype=dtype.newbyteorder("<"), count=n).reshape(rows, cols)
         if bits_stored < 8 * dtype.itemsize:
@@ -395,7 +430,7 @@ def _finish(out: np.ndarray, dtype: np.dtype[Any], rows: int, cols: int) -> np.n
     return out.astype(dtype)
 
 
-def _pillow_j2k(frame: bytes, reduce: int, precision: int) -> np.ndarray | None:
+def _pillow_j2k(frame: bytes | memoryview, reduce: int, precision: int) -> np.ndarray | None:
     """Decode skipping ``reduce`` resolution levels (Pillow scales 9-16 bit samples up to 16 bits).
 
     The JPEG 2000 plugin's image class is opened directly: ``Image.open`` would first import every Pillow

@@ -16,12 +16,13 @@ comes out dark and bone bright, then the range is scaled to 8 or 16 bits.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from struct import unpack_from
 from typing import Any, Literal, cast, get_args
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 from pydicom.valuerep import VR
 
@@ -444,6 +445,10 @@ def display_table(ds: Dataset, options: DisplayOptions | None = None, stats_of: 
     whole image, or a resized copy: cheaper, and what :mod:`cxrlab.imaging.convert` uses).
     """
     options = options or DisplayOptions()
+    key = _table_key(ds, options)
+    cached = _TABLES.get(key) if key is not None else None
+    if cached is not None:
+        return cached[0], replace(cached[1], notes=list(cached[1].notes))
     values = _all_values(ds)
     modality_values = weights = None
     if _needs_stats(ds, options):
@@ -454,7 +459,46 @@ def display_table(ds: Dataset, options: DisplayOptions | None = None, stats_of: 
         modality_values = np.asarray(apply_modality_lut(values[present], ds), dtype=np.float64)
         weights = counts[present]
     step, applied = _plan(ds, options, modality_values, weights)
-    return _chain(values, ds, step, applied, options), applied
+    table = _chain(values, ds, step, applied, options)
+    if key is not None and modality_values is None:  # the table depends on the header alone: keep it
+        if len(_TABLES) >= TABLES_KEPT:
+            _TABLES.clear()
+        table.flags.writeable = False
+        _TABLES[key] = (table, replace(applied, notes=list(applied.notes)))
+    return table, applied
+
+
+TABLE_ATTRIBUTES = (
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "PhotometricInterpretation",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "WindowCenter",
+    "WindowWidth",
+    "VOILUTFunction",
+)
+"""Every attribute the table is made of when the file has no LUT sequence (the sequences are not cached)."""
+TABLES_KEPT = 64
+_TABLES: dict[tuple[Any, ...], tuple[np.ndarray, Applied]] = {}
+"""Tables already made in this process, by :func:`_table_key`: a dataset's images usually share one
+window and one bit depth, and building the 65536-entry table is ~0.3-0.5 ms of a ~15 ms conversion."""
+
+
+def _table_key(ds: Dataset, options: DisplayOptions) -> tuple[Any, ...] | None:
+    """The header values the table depends on (their text as stored: a different spelling of the same
+    number is only a miss), or None when the file has a LUT sequence (then the table is made each time)."""
+    if "ModalityLUTSequence" in ds or "VOILUTSequence" in ds:
+        return None
+    key: list[Any] = [options]
+    for keyword in TABLE_ATTRIBUTES:
+        if keyword not in ds:
+            key.append(None)
+            continue
+        value = ds[keyword].value
+        key.append(tuple(map(str, value)) if isinstance(value, list | tuple | MultiValue) else (str(value),))
+    return tuple(key)
 
 
 def _as_unsigned(arr: np.ndarray) -> np.ndarray:
