@@ -48,7 +48,10 @@ READS_PER_IMAGE = 3
 SIZE = 2500
 THINK = 0.5
 ZOOM_EVERY = 2
-WORKERS = 2  # one uvicorn worker process per core of this machine
+WORKERS = 1
+"""``annotate serve``'s default. On this 2-core machine, with the client on the same cores, two uvicorn
+workers gave worse saves (quiet machine, save p95 SQLite 67-88 ms, PostgreSQL 44-76 ms) than one
+(SQLite 42-48 ms, PostgreSQL 50-56 ms): a second worker competes with the client and with the first."""
 PASSWORD = "bench password 1"
 TIME_LIMIT = 300.0
 TLS = ssl.create_default_context()  # unused on http://, but httpx would load the CA list once per client
