@@ -30,7 +30,7 @@ from torchvision.transforms import v2
 from cxrlab.errors import CxrlabError
 from cxrlab.labels.export import read_manifest
 from cxrlab.params import check_choice
-from cxrlab.tables import BOX_COLUMNS, CONSENSUS
+from cxrlab.tables import BOX_COLUMNS, CONSENSUS, has_box
 from cxrlab.taxonomy import LabelSet, get_label_set
 
 __all__ = [
@@ -128,7 +128,7 @@ def _boxes(
     if not box_labels:
         return {}
     index = {label: k for k, label in enumerate(box_labels)}
-    boxed = known[known[BOX_COLUMNS].notna().all(axis=1) & known["canon"].isin(index)]
+    boxed = known[has_box(known) & known["canon"].isin(index).to_numpy()]
     from_consensus = boxed["image_id"].isin(with_consensus).to_numpy()
     boxed = boxed[np.where(from_consensus, boxed["reader"] == CONSENSUS, True)]
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -34,7 +34,7 @@ from cxrlab.model.network import CxrNet
 from cxrlab.model.train import read_run_config
 from cxrlab.params import check_choice
 from cxrlab.progress import track
-from cxrlab.tables import BOX_COLUMNS, FINDING_COLUMNS, write_parquet
+from cxrlab.tables import BOX_COLUMNS, FINDING_COLUMNS, has_box, write_parquet
 from cxrlab.taxonomy import NO_FINDING, get_label_set
 
 __all__ = ["PredictResult", "localizable_labels", "predict", "submission_rows"]
@@ -207,7 +207,7 @@ def predict(
     for column in BOX_COLUMNS:
         if column not in findings.columns:
             findings[column] = np.nan
-    has = findings[BOX_COLUMNS].notna().all(axis=1).to_numpy()
+    has = has_box(findings)
     findings.loc[has, BOX_COLUMNS] = _to_original(
         files,
         findings.loc[has, "image_id"].tolist(),
