@@ -99,7 +99,7 @@ def test_settings_file_then_flags(tmp_path) -> None:  # type: ignore[no-untyped-
     path.write_text('tables = "t"\nepoch = 7\n')
     with pytest.raises(UsageError, match="unknown setting"):
         resolve_config(path)
-    with pytest.raises(UsageError, match="^image_size must be 32-4096"):
+    with pytest.raises(UsageError, match=r"^image_size must be 32-4096"):
         resolve_config(tables="t", images="i", out="o", image_size=8)
 
 
