@@ -135,13 +135,6 @@ def convert_cmd(
         raise typer.Exit(1)
 
 
-def manifest_summary(manifest_path: Path) -> dict[str, Any]:
-    """The counts the summary prints (the library's :func:`cxrlab.imaging.manifest.summarize`)."""
-    from cxrlab.imaging.manifest import read_manifest, summarize
-
-    return summarize(read_manifest(Path(manifest_path).parent))
-
-
 def print_summary(result: Any, manifest: dict[str, Any], out: Path, console: Console = console) -> None:
     """The manifest summary as rich tables (also used by the demo)."""
     console.print(

@@ -83,7 +83,7 @@ def step_nih(ctx: DemoContext) -> None:
 
 def step_convert(ctx: DemoContext) -> None:
     """Convert the VinDr phantom's DICOMs to 1024 px PNGs (boxes rescaled when its tables exist)."""
-    from cxrlab.cli.convert import manifest_summary, print_summary
+    from cxrlab.cli.convert import print_summary
     from cxrlab.imaging.convert import ConvertOptions, convert
 
     out = ctx.work / "vindr-1024"
@@ -97,7 +97,7 @@ def step_convert(ctx: DemoContext) -> None:
         progress=True,
         on_failure=lambda r: ctx.console.print(f"  [yellow]skipped:[/yellow] {r['error']}", markup=True),
     )
-    print_summary(result, manifest_summary(out / "manifest.parquet"), out, ctx.console)
+    print_summary(result, result.summary, out, ctx.console)
     ctx.paths["vindr_converted"] = out
 
 
