@@ -22,6 +22,7 @@ from cxrlab.annotate.errors import AnnotateError, Unauthenticated
 from cxrlab.annotate.models import User
 from cxrlab.annotate.renditions import RenditionCache
 from cxrlab.annotate.timing import RouteTiming, timing_file
+from cxrlab.annotate.workflow import caller_with_access
 from cxrlab.errors import CxrlabError
 
 MAX_BODY = 256 * 1024
@@ -104,19 +105,30 @@ async def signed_in(request: Request) -> None:
         raise Unauthenticated("log in first")
 
 
-async def as_caller(request: Request, work: Callable[[Session, User], T]) -> T:
+async def as_caller(
+    request: Request,
+    work: Callable[[Session, User], T],
+    *,
+    image_id: int | None = None,
+    mark_id: int | None = None,
+) -> T:
     """Check the session cookie (and, for a write, the CSRF token), then ``work(db, user)``, all in ONE
     worker-thread hop with its own database session (closed after): the path of what every reader does
     many times (open an image, save, move or delete a box, finish a read). The same checks as
     :func:`caller`, without a thread hop of its own: under 20 readers each hop waits for a thread, then for
-    the event loop again."""
+    the event loop again. With ``image_id`` (or ``mark_id``), the image's (the mark's) access rows come with
+    the session lookup in the same statement (:func:`cxrlab.annotate.workflow.caller_with_access`); ``work``
+    checks them as always."""
     database: Database = request.app.state.database
     token, sent = request.cookies.get(auth.COOKIE), request.headers.get(auth.CSRF_HEADER)
     write = request.method not in SAFE_METHODS
 
     def authenticated_work() -> T:
         with database.session() as db:
-            user, session = auth.session_of(db, token)
+            if image_id is None and mark_id is None:
+                user, session = auth.session_of(db, token)
+            else:
+                user, session = caller_with_access(db, token, image_id=image_id, mark_id=mark_id)
             if write:
                 auth.check_csrf(session, sent)
             return work(db, user)

@@ -13,13 +13,15 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from cxrlab.annotate.audit import record
+from cxrlab.annotate.db import reconnecting
 from cxrlab.annotate.errors import Forbidden, Throttled, Unauthenticated
 from cxrlab.annotate.models import AuditEntry, AuthSession, User, utcnow
 
@@ -45,10 +47,6 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return False
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _recent_failures(db: Session, name: str) -> int:
     since = utcnow() - THROTTLE_WINDOW
     query = select(func.count(AuditEntry.id)).where(
@@ -59,7 +57,7 @@ def _recent_failures(db: Session, name: str) -> int:
 
 def login(db: Session, name: str, password: str) -> tuple[User, str, str]:
     """Check the password; returns (user, session token, CSRF token). Commits (a failure is recorded too)."""
-    if _recent_failures(db, name) >= MAX_FAILURES:
+    if reconnecting(db, lambda: _recent_failures(db, name)) >= MAX_FAILURES:
         raise Throttled("too many failed logins for this name: try again in a few minutes")
     user = db.scalar(select(User).where(User.name == name))
     # Verify against a dummy hash for unknown names, so timing does not tell which names exist.
@@ -71,7 +69,7 @@ def login(db: Session, name: str, password: str) -> tuple[User, str, str]:
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     db.add(
         AuthSession(
-            token_hash=_token_hash(token),
+            token_hash=token_hash(token),
             csrf_token=csrf,
             user_id=user.id,
             expires_at=utcnow() + SESSION_LIFETIME,
@@ -82,18 +80,39 @@ def login(db: Session, name: str, password: str) -> tuple[User, str, str]:
     return user, token, csrf
 
 
-def session_of(db: Session, token: str | None) -> tuple[User, AuthSession]:
-    """The user behind a session cookie, or :class:`Unauthenticated`."""
-    if not token:
-        raise Unauthenticated("log in first")
-    found = db.execute(
+@cache
+def session_query() -> Select:
+    """The user and the session row behind the session token whose hash is the ``token_hash`` parameter.
+    Built once (making a statement costs more than running it): extended by
+    :func:`cxrlab.annotate.workflow.caller_with_access` with what the request touches."""
+    return (
         select(User, AuthSession)
         .join(AuthSession, AuthSession.user_id == User.id)
-        .where(AuthSession.token_hash == _token_hash(token))
-    ).first()
+        .where(AuthSession.token_hash == bindparam("token_hash"))
+    )
+
+
+def token_hash(token: str) -> str:
+    """What the ``sessions`` table stores of a session token: its SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def valid_session(found: Row | None) -> tuple[User, AuthSession]:
+    """(user, session) of a row of :func:`session_query`, or :class:`Unauthenticated` when there is none, the
+    session expired or the user was deactivated."""
     if found is None or found[1].expires_at < utcnow() or not found[0].active:
         raise Unauthenticated("session expired or unknown: log in again")
     return found[0], found[1]
+
+
+def session_of(db: Session, token: str | None) -> tuple[User, AuthSession]:
+    """The user behind a session cookie, or :class:`Unauthenticated`. The first statement of a request, so it
+    is where a connection that died with a restarted database server shows up: see
+    :func:`cxrlab.annotate.db.reconnecting`."""
+    if not token:
+        raise Unauthenticated("log in first")
+    found = reconnecting(db, lambda: db.execute(session_query(), {"token_hash": token_hash(token)}).first())
+    return valid_session(found)
 
 
 def check_csrf(session: AuthSession, sent: str | None) -> None:
@@ -102,5 +121,5 @@ def check_csrf(session: AuthSession, sent: str | None) -> None:
 
 
 def logout(db: Session, token: str) -> None:
-    db.execute(delete(AuthSession).where(AuthSession.token_hash == _token_hash(token)))
+    db.execute(delete(AuthSession).where(AuthSession.token_hash == token_hash(token)))
     db.commit()

@@ -7,14 +7,15 @@ current folder. A plain path is taken as a SQLite file; ``postgresql://`` URLs u
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cxrlab.annotate import sqlite_writer
@@ -65,7 +66,30 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args=args)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pool_pre_ping: it costs a round trip to the server on every checkout, i.e. on every request. A
+    # connection that died meanwhile (server restarted) shows up at the request's first statement, a read,
+    # which :func:`reconnecting` runs again once on a new connection. Recycling after an hour keeps idle
+    # connections from being cut by timeouts on the way to the server.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=3600)
+
+
+T = TypeVar("T")
+
+
+def reconnecting(db: Session, first_read: Callable[[], T]) -> T:
+    """Run the first statement of ``db``'s transaction, a read; if the pooled connection under it turned out
+    dead (the database server restarted since it was opened), once more on a new connection.
+
+    Safe because nothing was sent in this transaction before (the caller's promise) and the statement
+    writes nothing. SQLAlchemy marks every connection of the pool older than the failure stale on the first
+    one found dead, so the retry and the requests after it get fresh connections."""
+    try:
+        return first_read()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        db.rollback()
+        return first_read()
 
 
 def migrate(engine: Engine) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from cxrlab.annotate.audit import record
 from cxrlab.annotate.errors import Conflict, InvalidInput, NotFound
 from cxrlab.annotate.models import Annotation, Assignment, Image, Project, User, utcnow
-from cxrlab.annotate.workflow import TEST_SPLIT, assignment_of, image_access, image_for
+from cxrlab.annotate.workflow import TEST_SPLIT, assignment_of, checked_access, image_for
 from cxrlab.taxonomy import LABEL_SETS
 
 Box = tuple[float, float, float, float]
@@ -83,17 +83,16 @@ def proposals_visible(project: Project, image: Image) -> bool:
     return bool(project.allow_proposals) and image.split != TEST_SPLIT
 
 
-def _read_task(db: Session, image: Image, tasks: dict[str, Assignment]) -> Assignment:
+def _read_task(db: Session, user: User, image_id: int) -> tuple[Image, Project, Assignment]:
+    """The image, its project and the user's read of it, which may still change: a test image's reads are
+    locked once it went to adjudication."""
+    image, project, tasks, _, in_adjudication = checked_access(db, user, image_id)
     task = tasks.get("read")
     if task is None:
-        raise NotFound(f"no read of yours on image {image.id}")
-    if image.split == TEST_SPLIT:
-        locked = db.scalar(
-            select(Assignment.id).where(Assignment.image_id == image.id, Assignment.kind == "adjudicate")
-        )
-        if locked is not None:
-            raise Conflict(f"image {image.id} is in adjudication: reads are locked")
-    return task
+        raise NotFound(f"no read of yours on image {image_id}")
+    if image.split == TEST_SPLIT and in_adjudication:  # type: ignore[union-attr]
+        raise Conflict(f"image {image_id} is in adjudication: reads are locked")
+    return image, project, task  # type: ignore[return-value]
 
 
 def own_marks(db: Session, user: User, image_id: int) -> list[dict[str, Any]]:
@@ -127,8 +126,7 @@ def create_mark(
     box: list[float] | None,
     proposal_id: int | None = None,
 ) -> Annotation:
-    image, project, tasks = image_access(db, user, image_id)
-    _read_task(db, image, tasks)
+    image, project, _ = _read_task(db, user, image_id)
     provenance, origin_id = "reader", None
     if proposal_id is not None:
         source = db.get(Annotation, proposal_id)
@@ -174,8 +172,7 @@ def _own_mark(db: Session, user: User, mark_id: int) -> tuple[Annotation, Image,
     mark = db.get(Annotation, mark_id)
     if mark is None or mark.deleted or mark.kind != "read" or mark.user_id != user.id:
         raise NotFound(f"no annotation {mark_id}")
-    image, project, tasks = image_access(db, user, mark.image_id)
-    _read_task(db, image, tasks)
+    image, project, _ = _read_task(db, user, mark.image_id)
     return mark, image, project
 
 

@@ -75,7 +75,7 @@ async def pixels(image_id: int, request: Request, level: int = Query(0, ge=0, le
         db.close()  # the file is served without holding a database connection
         return raw_file(request.app.state.cache, ref, level)
 
-    path, width, height = await as_caller(request, find)
+    path, width, height = await as_caller(request, find, image_id=image_id)
     headers = {"X-Width": str(width), "X-Height": str(height), "Cache-Control": "private, max-age=3600"}
     return FileResponse(path, media_type="application/octet-stream", headers=headers)
 

@@ -132,6 +132,10 @@ class RenditionCache:
         base = self.folder / str(ref.project_id) / str(ref.id)
         return base.with_suffix(".png"), base.with_suffix(".json")
 
+    def ready(self, project_id: int, image_id: int) -> bool:
+        """Whether the image's renditions are all made (its metadata file is written last)."""
+        return (self.folder / str(project_id) / f"{image_id}.json").is_file()
+
     def _lock(self, image_id: int) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(image_id, threading.Lock())
@@ -177,7 +181,7 @@ class RenditionCache:
     def prefetch(self, refs: list[ImageRef]) -> None:
         """Make the renditions of ``refs`` in the background (the next images of a reader's queue)."""
         for ref in refs:
-            if self.paths(ref)[1].is_file():
+            if self.ready(ref.project_id, ref.id):
                 continue
             with self._guard:
                 if ref.id in self._queued:

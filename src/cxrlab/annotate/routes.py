@@ -99,17 +99,19 @@ def _ref(image: Image) -> ImageRef:
 
 
 def _prefetch_after(
-    request: Request, db: Session, user: User, tasks: list[dict[str, Any]], image_id: int | None
+    request: Request, db: Session, project_id: int, tasks: list[dict[str, Any]], image_id: int | None
 ) -> None:
+    """Start making the renditions of the next ``PREFETCH`` pending images after ``image_id``; their rows
+    are read only for those not cached yet (usually none: an import makes them ahead)."""
     pending = [t["image_id"] for t in tasks if t["status"] == "pending" and t["image_id"] != image_id]
     if image_id is not None:
         ids = [t["image_id"] for t in tasks]
         later = ids[ids.index(image_id) + 1 :] if image_id in ids else []
         pending = [i for i in later if i in set(pending)] + pending
-    upcoming = list(dict.fromkeys(pending))[:PREFETCH]
+    cache = request.app.state.cache
+    upcoming = [i for i in list(dict.fromkeys(pending))[:PREFETCH] if not cache.ready(project_id, i)]
     if upcoming:
-        refs = [_ref(i) for i in db.scalars(select(Image).where(Image.id.in_(upcoming)))]
-        request.app.state.cache.prefetch(refs)
+        cache.prefetch([_ref(i) for i in db.scalars(select(Image).where(Image.id.in_(upcoming)))])
 
 
 @router.get("/projects/{project_id}/queue")
@@ -119,7 +121,7 @@ def my_queue(
     """The caller's tasks in image order and the next pending one; its renditions start being made."""
     project = workflow.project_for(db, user, project_id)
     tasks = workflow.queue(db, user, project)
-    _prefetch_after(request, db, user, tasks, None)
+    _prefetch_after(request, db, project.id, tasks, None)
     pending = [t for t in tasks if t["status"] == "pending"]
     return {
         "tasks": tasks,
@@ -132,14 +134,16 @@ def my_queue(
 @router.get("/images/{image_id}", dependencies=[Depends(signed_in)])
 async def image_info(image_id: int, request: Request) -> dict[str, Any]:
     """Size, split, the caller's tasks, and the display data: presets in rendition units and its URLs."""
-    return await as_caller(request, lambda db, user: _image_info(db, user, image_id, request))
+    return await as_caller(
+        request, lambda db, user: _image_info(db, user, image_id, request), image_id=image_id
+    )
 
 
 def _image_info(db: Session, user: User, image_id: int, request: Request) -> dict[str, Any]:
     image, project, _ = workflow.image_access(db, user, image_id)
     _, meta = request.app.state.cache.ensure(_ref(image))
     tasks = workflow.queue(db, user, project)
-    _prefetch_after(request, db, user, tasks, image.id)
+    _prefetch_after(request, db, project.id, tasks, image.id)
     mine = [t for t in tasks if t["image_id"] == image.id]
     return {
         "id": image.id,
@@ -181,7 +185,7 @@ async def display(
             raise NotFound(f"image {image_id} has no display level {level}") from None
         return png, meta, cache.raw(ref, level)[0] if format == "raw" else b""
 
-    png, meta, data = await as_caller(request, find)
+    png, meta, data = await as_caller(request, find, image_id=image_id)
     headers = {
         "Cache-Control": "private, max-age=3600",
         "X-Width": str(meta["width"]),
@@ -207,7 +211,7 @@ async def add_mark(image_id: int, body: MarkIn, request: Request) -> dict[str, A
         db.commit()
         return marks.mark_dict(mark)
 
-    return await as_caller(request, save)
+    return await as_caller(request, save, image_id=image_id)
 
 
 @router.patch("/annotations/{mark_id}", dependencies=[Depends(signed_in)])
@@ -226,7 +230,7 @@ async def change_mark(mark_id: int, body: MarkPatch, request: Request) -> dict[s
         db.commit()
         return marks.mark_dict(mark)
 
-    return await as_caller(request, save)
+    return await as_caller(request, save, mark_id=mark_id)
 
 
 @router.delete("/annotations/{mark_id}", status_code=204, dependencies=[Depends(signed_in)])
@@ -235,7 +239,7 @@ async def remove_mark(mark_id: int, request: Request, version: int = Query(...))
         marks.delete_mark(db, user, mark_id, version)
         db.commit()
 
-    await as_caller(request, save)
+    await as_caller(request, save, mark_id=mark_id)
 
 
 @router.get("/images/{image_id}/proposals")
@@ -255,7 +259,7 @@ async def complete(
         db.commit()
         return {"image_id": image_id, "kind": kind, "status": task.status, "version": task.version}
 
-    return await as_caller(request, save)
+    return await as_caller(request, save, image_id=image_id)
 
 
 @router.get("/images/{image_id}/adjudication")

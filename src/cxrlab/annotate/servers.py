@@ -99,6 +99,22 @@ def temporary_postgres() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def restart_postgres(server_url: str) -> None:
+    """Restart the server of :func:`temporary_postgres` (its URL): every open connection to it is cut, as when
+    a real server is restarted for an upgrade."""
+    bindir = postgres_bin()
+    assert bindir is not None
+    folder = Path(server_url.split("host=", 1)[1].split("&")[0]).parent
+    restart = [str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-m", "fast", "-w", "-t", "60"]
+    # The server's output to its log file as at start: a pipe would be held open by the new server.
+    subprocess.run(
+        _as_postgres([*restart, "-l", str(folder / "log"), "restart"]),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def new_database(server_url: str) -> str:
     """Create an empty database on the server; returns its URL."""
     import psycopg
