@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from cxrlab.annotate.audit import record
 from cxrlab.annotate.errors import Conflict, InvalidInput, NotFound
 from cxrlab.annotate.models import Annotation, Assignment, Image, Project, User, utcnow
-from cxrlab.annotate.workflow import TEST_SPLIT, assignment_of, checked_access, image_for
+from cxrlab.annotate.workflow import TEST_SPLIT, assignment_of, checked_access, compare_and_set, image_for
 from cxrlab.taxonomy import LABEL_SETS
 
 Box = tuple[float, float, float, float]
@@ -177,16 +177,8 @@ def _own_mark(db: Session, user: User, mark_id: int) -> tuple[Annotation, Image,
 
 
 def _compare_and_set(db: Session, mark: Annotation, version: int, values: dict[str, Any]) -> None:
-    """The update only where the version is still ``version``; RETURNING refreshes ``mark`` in the same
-    round trip."""
-    changed = db.scalars(
-        update(Annotation)
-        .where(Annotation.id == mark.id, Annotation.version == version)
-        .values(version=Annotation.version + 1, updated_at=utcnow(), **values)
-        .returning(Annotation)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).all()
-    if len(changed) != 1:
+    """The update only where the version is still ``version`` (else :class:`Conflict`)."""
+    if not compare_and_set(db, mark, version, {**values, "updated_at": utcnow()}):
         db.refresh(mark)
         raise Conflict(
             f"annotation {mark.id} changed meanwhile (now version {mark.version}, you sent {version})"

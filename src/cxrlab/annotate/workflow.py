@@ -28,6 +28,9 @@ from cxrlab.annotate.models import Annotation, Assignment, AuthSession, Image, M
 
 TEST_SPLIT = "test"
 ACCESS = "cxrlab.image_access"
+MARK = "cxrlab.mark"
+"""Key in ``Session.info`` of the mark loaded with the session lookup: held there, the session's identity map
+(weak references) keeps it, and ``Session.get`` finds it without a query."""
 """Key in ``Session.info`` of the access rows loaded with the session lookup (:func:`caller_with_access`)."""
 
 
@@ -202,6 +205,8 @@ def caller_with_access(
     rows = reconnecting(db, lambda: db.execute(query, params).all())
     user, session = auth.valid_session(rows[0] if rows else None)
     access = _access(rows)
+    if mark_id is not None:
+        db.info[MARK] = rows[0].Annotation
     if access[0] is not None:
         db.info[ACCESS] = (user.id, access[0].id, access)
     return user, session
@@ -280,22 +285,36 @@ def complete(db: Session, user: User, image_id: int, kind: str, version: int | N
 
 
 def bump_assignment(db: Session, task: Assignment, version: int, *, status: str | None = None) -> None:
-    """Compare-and-set on the assignment's version (409 when another write got there first); RETURNING
-    refreshes ``task`` in the same round trip."""
-    values: dict[str, Any] = {"version": Assignment.version + 1}
+    """Compare-and-set on the assignment's version (409 when another write got there first)."""
+    values: dict[str, Any] = {}
     if status is not None:
         values["status"] = status
         values["completed_at"] = utcnow() if status == "done" else None
-    changed = db.scalars(
-        update(Assignment)
-        .where(Assignment.id == task.id, Assignment.version == version)
-        .values(**values)
-        .returning(Assignment)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).all()
-    if len(changed) != 1:
+    if not compare_and_set(db, task, version, values):
         db.refresh(task)
         raise Conflict(f"task {task.id} changed meanwhile (now version {task.version}, you sent {version})")
+
+
+@cache
+def _versioned_update(model: type[Assignment | Annotation], columns: tuple[str, ...]) -> Any:
+    """UPDATE of ``columns`` (parameters ``new_COLUMN``) and ``version + 1`` where the id and the version are
+    the parameters ``row_id`` and ``expected``, RETURNING the row. Built once per kind of change."""
+    new_values = {name: bindparam(f"new_{name}") for name in columns}
+    return (
+        update(model)
+        .where(model.id == bindparam("row_id"), model.version == bindparam("expected"))
+        .values(version=model.version + 1, **new_values)
+        .returning(model)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+
+
+def compare_and_set(db: Session, row: Assignment | Annotation, version: int, values: dict[str, Any]) -> bool:
+    """Set ``values`` on ``row`` and bump its version, only where its version is still ``version``; False
+    when another write got there first. RETURNING refreshes ``row`` in the same round trip."""
+    statement = _versioned_update(type(row), tuple(sorted(values)))
+    params = {"row_id": row.id, "expected": version, **{f"new_{k}": v for k, v in values.items()}}
+    return len(db.scalars(statement, params).all()) == 1
 
 
 def progress(db: Session, project: Project) -> dict[str, Any]:
