@@ -465,3 +465,27 @@ def test_admin_pages(site: dict[str, Any]) -> None:
     assert all(
         url.startswith(base + "/") or url.startswith("data:") or url.startswith("blob:") for url in seen
     )
+
+
+def test_the_login_form_cannot_be_sent_before_its_script_runs(site: dict[str, Any]) -> None:
+    """A click on "Log in" before the page's module ran (a slow load) used to submit the form natively: the
+    login page again, the password in its URL, the reader stuck there. Now the button waits for the script."""
+    seen: list[str] = []
+    with serve_process(site["db"], site["cache"], log=site["log"]) as (base, _):
+        page = new_page(site, base, seen)
+        held: list[Any] = []
+        page.route("**/ui/login.js", lambda route: held.append(route))  # the script does not arrive yet
+        page.goto(f"{base}/ui/login.html", wait_until="commit")  # a module script holds DOMContentLoaded
+        page.wait_for_selector("input[name=password]")
+        page.fill("input[name=name]", "r2")
+        page.fill("input[name=password]", PASSWORD)
+        assert page.is_disabled("button[type=submit]")
+        page.press("input[name=password]", "Enter")  # implicit submission: nothing either
+        page.wait_for_timeout(300)
+        assert page.url == f"{base}/ui/login.html" and PASSWORD.split()[0] not in page.url
+        assert held, "the page asked for its script"
+        held[0].continue_()
+        page.click("button[type=submit]")  # waits until the script enabled it
+        page.wait_for_url(f"{base}/ui/home.html")
+        page.wait_for_selector("section.project")
+        assert page.errors == []

@@ -228,3 +228,35 @@ def test_login_is_throttled_cookies_are_httponly_samesite_and_passwords_argon2(w
     replay = Api(world["app"])
     replay.client.cookies.set("cxrlab_session", token)
     assert replay.get("/api/me").status_code == 401
+
+
+def test_bad_writes_of_strangers_get_401_or_403_before_422(world: dict) -> None:
+    """The login and CSRF checks come before the body's: a malformed body (bad JSON, wrong fields, a
+    missing query parameter) answers 401 without a valid session and 403 without the CSRF token, 422 only
+    to its logged-in author; nothing is written in any case."""
+    r1, mark = world["api"]["r1"], world["mark"]
+    before = _counts(world["db"])
+    image_url, mark_url = f"/api/images/{world['image']}/annotations", f"/api/annotations/{mark['id']}"
+    malformed = {"content": b"{not json", "headers": {"Content-Type": "application/json"}}
+    anon, stranger = Api(world["app"]), Api(world["app"])
+    stranger.client.cookies.set("cxrlab_session", "guessed-or-expired")
+    for who in (anon, stranger):
+        assert who.client.post(image_url, **malformed).status_code == 401
+        assert who.post(image_url, {"label": "Nodule/Mass", "box": [1, 2]}).status_code == 401
+        assert who.patch(mark_url, {"box": "x"}).status_code == 401
+        assert who.delete(mark_url).status_code == 401  # no version: 401 before the 422
+        assert who.put(f"/api/images/{world['image']}/consensus", {"marks": 3}).status_code == 401
+        assert who.post("/api/users", {"name": "", "role": "king"}).status_code == 401
+    # Logged in, no CSRF token: 403 whatever the body.
+    assert r1.client.post(image_url, **malformed).status_code == 403
+    assert r1.post(image_url, {"label": "Nodule/Mass", "box": [1, 2]}, csrf=False).status_code == 403
+    assert r1.patch(mark_url, {"box": "x"}, csrf=False).status_code == 403
+    assert r1.delete(mark_url, csrf=False).status_code == 403
+    # Logged in with the token: the body's own 422, with FastAPI's list of problems.
+    r = r1.client.post(image_url, headers={"X-CSRF-Token": r1.csrf, **malformed["headers"]}, content=b"{")
+    assert r.status_code == 422 and isinstance(r.json()["detail"], list)
+    assert r1.patch(mark_url, {"box": "x"}).status_code == 422
+    assert r1.delete(mark_url).status_code == 422
+    # Login itself is open: its bad bodies answer 422 at once.
+    assert anon.client.post("/api/login", json={"name": ""}).status_code == 422
+    assert _counts(world["db"]) == before

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -27,6 +29,8 @@ from cxrlab.errors import CxrlabError
 
 MAX_BODY = 256 * 1024
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+PUBLIC_ROUTES = {"/api/login"}
+"""Routes open without a session (their bad input answers 422 at once)."""
 
 
 class BodyLimit:
@@ -98,6 +102,29 @@ def caller(request: Request, db: Session = Depends(get_db)) -> User:
 T = TypeVar("T")
 
 
+def check_caller(database: Database, request: Request) -> None:
+    """:func:`caller`'s checks on their own (session, and CSRF token for a write), for a request that no
+    route ran: :class:`Unauthenticated` or :class:`Forbidden` if they fail."""
+    with database.session() as db:
+        _, session = auth.session_of(db, request.cookies.get(auth.COOKIE))
+        if request.method not in SAFE_METHODS:
+            auth.check_csrf(session, request.headers.get(auth.CSRF_HEADER))
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A request whose body, query or path FastAPI refused before any route code ran (nothing was read or
+    written): 401 / 403 when the caller is not logged in or sent no CSRF token, as any valid request would
+    get, so that a stranger learns nothing from the shape of the answers; else the usual 422. Only bad
+    requests pay for this check: the checks of valid ones stay in the route's own database round trip."""
+    route = getattr(request.scope.get("route"), "path", None)
+    if route not in PUBLIC_ROUTES:
+        try:
+            await run_in_threadpool(check_caller, request.app.state.database, request)
+        except AnnotateError as refused:
+            return JSONResponse({"detail": str(refused)}, status_code=refused.status)
+    return await request_validation_exception_handler(request, exc)
+
+
 async def signed_in(request: Request) -> None:
     """No session cookie at all: 401 before the body is even validated (no database, no thread hop). The
     cookie itself is checked by :func:`as_caller`."""
@@ -164,6 +191,8 @@ def create_app(database: Database, *, secure_cookies: bool = False) -> FastAPI:
     app.include_router(router)
     app.include_router(admin_router)
     mount_ui(app)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
 
     @app.exception_handler(AnnotateError)
     async def _service_error(_: Request, exc: AnnotateError) -> JSONResponse:

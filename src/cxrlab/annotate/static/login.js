@@ -1,4 +1,7 @@
 // Login: the session cookie is set by the service (HttpOnly); the page goes where it was sent from.
+// The button stays disabled until the submit handler below is attached: a click before this module ran
+// would submit the form natively, reloading the login page (and, without method="post", with the password
+// in its URL).
 import { api, param } from "/ui/api.js";
 
 const form = document.getElementById("login");
@@ -14,3 +17,4 @@ form.addEventListener("submit", async (event) => {
     error.textContent = exc.message;
   }
 });
+form.querySelector("button[type=submit]").disabled = false;
