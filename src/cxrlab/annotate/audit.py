@@ -7,9 +7,9 @@ carries no patient information even when file names do.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from cxrlab.annotate.models import AuditEntry, utcnow
@@ -30,7 +30,7 @@ def record(
     Sent at once as a plain INSERT (a change audited is one whose ids are known, so nothing pending is
     needed first): the ORM's unit of work for one new row costs more than the statement itself."""
     db.connection().execute(
-        AuditEntry.__table__.insert(),
+        insert(cast(Table, AuditEntry.__table__)),
         {
             "at": utcnow(),
             "action": action,

@@ -299,7 +299,7 @@ def bump_assignment(db: Session, task: Assignment, version: int, *, status: str 
 def _versioned_update(model: type[Assignment | Annotation], columns: tuple[str, ...]) -> Any:
     """UPDATE of ``columns`` (parameters ``new_COLUMN``) and ``version + 1`` where the id and the version are
     the parameters ``row_id`` and ``expected``, RETURNING the row. Built once per kind of change."""
-    new_values = {name: bindparam(f"new_{name}") for name in columns}
+    new_values: dict[str, Any] = {name: bindparam(f"new_{name}") for name in columns}
     return (
         update(model)
         .where(model.id == bindparam("row_id"), model.version == bindparam("expected"))
