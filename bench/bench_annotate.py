@@ -280,7 +280,7 @@ def main() -> None:
         if postgres_bin() is None:
             print("postgresql: not installed (Debian package postgresql): skipped")
             return
-        with temporary_postgres() as server:
+        with temporary_postgres(durable=True) as server:
             run("postgresql", new_database(server), phantom, work)
 
 

@@ -38,8 +38,11 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def temporary_postgres() -> Iterator[str]:
-    """Start a PostgreSQL cluster in a new temporary folder; yields a URL to create databases through."""
+def temporary_postgres(durable: bool = False) -> Iterator[str]:
+    """Start a PostgreSQL cluster in a new temporary folder; yields a URL to create databases through.
+
+    Tests run it with ``fsync=off`` (a throwaway cluster); ``durable`` keeps PostgreSQL's own default, every
+    commit flushed to disk, which is what a benchmark of saves must measure."""
     bindir = postgres_bin()
     if bindir is None:
         raise CxrlabError("PostgreSQL is not installed (Debian package postgresql)")
@@ -68,7 +71,8 @@ def temporary_postgres() -> Iterator[str]:
             ),
             **run,
         )  # type: ignore[call-overload]
-        options = f"-k {sock} -c listen_addresses='' -c fsync=off -c max_connections=100"
+        fsync = "on" if durable else "off"
+        options = f"-k {sock} -c listen_addresses='' -c fsync={fsync} -c max_connections=100"
         subprocess.run(
             _as_postgres(
                 [
