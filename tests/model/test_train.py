@@ -288,3 +288,58 @@ def test_cam_regions_each_get_a_box_tightened_to_their_core() -> None:
     assert len(region_boxes(cam, threshold=0.3, max_regions=1)) == 1
     flat = region_boxes(np.zeros((10, 20)))
     assert flat == [((0.0, 0.0, 20.0, 10.0), 1.0)]
+
+
+def test_lse_pool_lies_between_mean_and_max_and_matches_its_definition() -> None:
+    """Checked against the formula written out with numpy: (1/r) log(mean(exp(r x)))."""
+    from cxrlab.model.network import lse_pool
+
+    torch.manual_seed(0)
+    maps = torch.randn(2, 3, 5, 7) * 3
+    for r in (0.5, 10.0):
+        pooled = lse_pool(maps, r)
+        flat = maps.flatten(2).double().numpy()
+        expected = np.log(np.mean(np.exp(r * flat), axis=2)) / r
+        np.testing.assert_allclose(pooled.numpy(), expected, rtol=1e-5, atol=1e-5)
+        assert (pooled >= maps.flatten(2).mean(2) - 1e-5).all() and (
+            pooled <= maps.flatten(2).amax(2) + 1e-5
+        ).all()
+    assert torch.allclose(lse_pool(torch.full((1, 1, 4, 4), 2.5), 10.0), torch.tensor([[2.5]]))
+    # a single hot location dominates as r grows: the pooled value moves from the mean towards the maximum
+    spike = torch.zeros(1, 1, 8, 8)
+    spike[0, 0, 3, 4] = 5.0
+    assert lse_pool(spike, 1.0).item() < lse_pool(spike, 10.0).item() < 5.0
+
+
+def test_both_poolings_add_up_in_the_logits_and_in_the_cam() -> None:
+    """With ``avg+lse``, each logit is the average-pooled classifier plus the LSE-pooled local map, and the
+    class map the CAM boxes come from is the average part's map plus the upsampled local map; ``lse`` alone
+    has no linear classifier, and a checkpoint's spec saved before ``pool`` existed reads as ``avg``."""
+    from cxrlab.model.cam import activation_maps
+    from cxrlab.model.data import model_labels
+    from cxrlab.model.network import LSE_SHARPNESS, CxrNet, NetworkSpec, lse_pool
+
+    _, labels, boxes = model_labels("vindr")
+    torch.manual_seed(2)
+    model = CxrNet(NetworkSpec("resnet18", labels, boxes, 96, pool="avg+lse")).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.local.weight, std=1.0)  # type: ignore[union-attr]
+        out = model(torch.rand(2, 1, 96, 96))
+        pooled = torch.cat([torch.flatten(model.pool(f), 1) for f in out["cam_features"]], dim=1)
+        expected = model.classifier(pooled) + lse_pool(out["local_maps"], LSE_SHARPNESS)
+        assert torch.allclose(out["logits"], expected, atol=1e-5)
+        k = [labels.index("Nodule/Mass")]
+        maps = model.class_maps(out, k, 96)
+        linear = activation_maps(out["cam_features"], model.classifier.weight, k, 96)
+        peak = torch.nn.functional.interpolate(out["local_maps"][:, k], size=(96, 96), mode="bilinear")
+    assert out["local_maps"].shape == (2, len(labels), 12, 12)
+    assert torch.allclose(maps, linear + peak, atol=1e-5) and not torch.allclose(maps, linear, atol=1e-3)
+    lse = CxrNet(NetworkSpec("resnet18", labels, boxes, 96, pool="lse")).eval()
+    with torch.no_grad():
+        out = lse(torch.rand(1, 1, 96, 96))
+        assert lse.classifier is None
+        assert torch.allclose(out["logits"], lse_pool(out["local_maps"], LSE_SHARPNESS))
+        assert torch.allclose(lse.class_maps(out, k, 12), out["local_maps"][:, k], atol=1e-5)
+    old = NetworkSpec("resnet18", labels, boxes, 96).to_dict()
+    del old["pool"]
+    assert NetworkSpec.from_dict(old).pool == "avg"

@@ -75,17 +75,9 @@ def region_boxes(
     return out
 
 
-def cam_boxes(
-    features: tuple[Tensor, ...],
-    weight: Tensor,
-    labels: list[int],
-    size: int,
-    threshold: float = 0.5,
-    core: float = 0.0,
-    max_regions: int = 3,
-) -> CamBoxes:
-    """The boxes of :func:`region_boxes` for each image of the batch and each of ``labels``."""
-    maps = activation_maps(features, weight, labels, size).cpu().numpy()
+def cam_boxes(cams: Tensor, threshold: float = 0.5, core: float = 0.0, max_regions: int = 3) -> CamBoxes:
+    """The boxes of :func:`region_boxes` for each image and label of the maps ``cams`` (B, L, h, w)."""
+    maps = cams.cpu().numpy()
     rows = [
         (b, k, box, peak)
         for b in range(maps.shape[0])

@@ -44,6 +44,8 @@ class TrainConfig:
     weights: str | None = None
     fpn_channels: int = 64
     head_convs: int = 2
+    pool: str = "lse"
+    """The classifier's pooling (``cxrlab.model.network.POOLINGS``): avg, lse or avg+lse."""
     best_metric: str = "val_auroc"
     name: str = ""
     """The run's name (the reader of its predictions); default the run folder's name."""
@@ -66,6 +68,7 @@ class TrainConfig:
                 self.best_metric in ("val_auroc", "val_loss"),
                 f"must be val_auroc or val_loss, not {self.best_metric}",
             ),
+            ("pool", self.pool in ("avg", "lse", "avg+lse"), f"must be avg, lse or avg+lse, not {self.pool}"),
             ("workers", self.workers >= 0, f"must be >= 0, got {self.workers}"),
             ("threads", self.threads >= 0, f"must be >= 0, got {self.threads}"),
         ]

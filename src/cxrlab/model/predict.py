@@ -111,15 +111,8 @@ def _cam_frame(
     cam: CamSettings,
 ) -> pd.DataFrame:
     """CAM boxes, each scored by its label's probability times its region's peak share."""
-    found = cam_boxes(
-        out["cam_features"],
-        model.classifier.weight,
-        cam_labels,
-        model.spec.image_size,
-        cam.threshold,
-        cam.core,
-        cam.max_regions,
-    )
+    maps = model.class_maps(out, cam_labels, model.spec.image_size)
+    found = cam_boxes(maps, cam.threshold, cam.core, cam.max_regions)
     label_index = np.asarray(cam_labels)[found.label]
     frame = pd.DataFrame(
         {
