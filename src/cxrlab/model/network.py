@@ -34,7 +34,7 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from cxrlab.errors import CxrlabError, UsageError
-from cxrlab.model.cam import activation_maps
+from cxrlab.model.cam import activation_maps, to_input
 from cxrlab.params import check_choice
 
 __all__ = [
@@ -260,10 +260,7 @@ class CxrNet(nn.Module):
         if self.classifier is not None:
             maps.append(activation_maps(out["cam_features"], self.classifier.weight, labels, size))
         if self.local is not None:
-            local = out["local_maps"][:, labels].float()
-            maps.append(
-                nn.functional.interpolate(local, size=(size, size), mode="bilinear", align_corners=False)
-            )
+            maps.append(to_input(out["local_maps"][:, labels], size))
         return maps[0] if len(maps) == 1 else maps[0] + maps[1]
 
     def _anchors(self, images: Tensor, levels: list[Tensor]) -> tuple[list[Tensor], list[int]]:
