@@ -147,7 +147,9 @@ def test_predict_and_evaluate_from_the_cli(
 ) -> None:
     from cxrlab.model.train import train
 
-    run = train(tiny_config(model_data, tmp_path / "run", epochs=1, targets="soft", balanced=True)).run
+    run = train(
+        tiny_config(model_data, tmp_path / "run", epochs=1, targets="soft", balanced=True, pool="lse")
+    ).run
     pred = tmp_path / "pred"
     done = run_cli(capsys, "predict", run, model_data.raw / "test", "--out", pred, "--submission")
     assert done.returncode == 0, done.stderr
