@@ -6,11 +6,12 @@ macro AUROC >= 0.80 over the local labels with >= 20 test positives, Cardiomegal
 mAP@0.4 >= 0.20 (challenge classes, No finding included); a second model trained without boxes must place
 CAM boxes with T(IoBB > 0.5) >= 0.5 for Cardiomegaly and Nodule/Mass.
 
-A 30% test split of 1,000 images holds 26 Nodule/Mass images (20% of 800 held 11). Measured at load 2-3:
-the boxed model 8.5 min wall (7.8 min CPU), macro AUROC 0.90, Cardiomegaly 1.00, Nodule/Mass 0.82, mAP@0.4
-0.236; the model without boxes 6.1 min CPU, CAM T(IoBB > 0.5) Cardiomegaly 0.78, Nodule/Mass 0.03.
-The model without boxes trains without augmentation: with it, classification alone from scratch did not
-leave the label priors in 10 epochs (validation AUROC 0.49; 0.74 without).
+A 30% test split of 1,000 images holds 26 Nodule/Mass images. Measured on a quiet machine (load 1.4-2.0):
+the boxed model (224 px, 14 epochs, 2 threads) 6.5 min wall, macro AUROC 0.93, Cardiomegaly 1.00,
+Nodule/Mass 0.88, mAP@0.4 0.49; the model without boxes (avg+lse pooling, 256 px, 12 epochs) 6.4 min wall,
+CAM T(IoBB > 0.5) Cardiomegaly 0.93, Nodule/Mass 0.00: the test fails on Nodule/Mass.
+The model without boxes trains without augmentation: with it (and lr 2e-3), classification alone from
+scratch did not leave the label priors in 10 epochs.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import pytest
 
 from .model_helpers import make_model_data
 
-SETTINGS = {"batch_size": 16, "threads": 1, "seed": 0, "val_fraction": 0.1}
-BOXED = {"image_size": 160, "epochs": 16, "det_weight": 2.0}
-WEAK = {"image_size": 192, "epochs": 10, "boxes": False, "augment": False}
+SETTINGS = {"batch_size": 16, "threads": 2, "seed": 0, "val_fraction": 0.1}
+BOXED = {"image_size": 224, "epochs": 14, "det_weight": 2.0}
+WEAK = {"image_size": 256, "epochs": 12, "boxes": False, "augment": False, "pool": "avg+lse"}
 
 
 def _train_and_evaluate(data, out: Path, **extra: object):  # type: ignore[no-untyped-def]

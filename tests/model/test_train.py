@@ -147,7 +147,9 @@ def test_predict_and_evaluate_from_the_cli(
 ) -> None:
     from cxrlab.model.train import train
 
-    run = train(tiny_config(model_data, tmp_path / "run", epochs=1, targets="soft", balanced=True)).run
+    run = train(
+        tiny_config(model_data, tmp_path / "run", epochs=1, targets="soft", balanced=True, pool="lse")
+    ).run
     pred = tmp_path / "pred"
     done = run_cli(capsys, "predict", run, model_data.raw / "test", "--out", pred, "--submission")
     assert done.returncode == 0, done.stderr
@@ -234,7 +236,7 @@ def test_targets_majority_and_soft_follow_the_readers() -> None:
 
 def test_cam_is_grad_cam_of_each_pooled_level() -> None:
     """With average pooling and a linear classifier, each level's CAM equals its Grad-CAM times h * w; and
-    the mean of the summed map plus the bias is the logit."""
+    the means of the levels' maps, each at its own cells, plus the bias are the logit."""
     from cxrlab.model.cam import activation_maps
     from cxrlab.model.data import model_labels
     from cxrlab.model.network import CxrNet, NetworkSpec
@@ -260,9 +262,13 @@ def test_cam_is_grad_cam_of_each_pooled_level() -> None:
         cam = torch.einsum("bchw,c->bhw", fmap.detach(), weight[k, start : start + channels])
         assert torch.allclose(cam, grad_cam, rtol=1e-4, atol=1e-5)
         start += channels
-    with torch.no_grad():
-        maps = activation_maps(out["cam_features"], weight, [k], 96)
-    assert maps.mean().item() + model.classifier.bias[k].item() == pytest.approx(
+    shares, start = [], 0
+    with torch.no_grad():  # each level's map at its own cells: its mean is that level's share of the logit
+        for fmap in out["cam_features"]:
+            part = weight[:, start : start + fmap.shape[1]]
+            shares.append(activation_maps((fmap,), part, [k], fmap.shape[-1]).mean().item())
+            start += fmap.shape[1]
+    assert sum(shares) + model.classifier.bias[k].item() == pytest.approx(
         out["logits"][0, k].item(), abs=1e-4
     )
 
@@ -288,3 +294,91 @@ def test_cam_regions_each_get_a_box_tightened_to_their_core() -> None:
     assert len(region_boxes(cam, threshold=0.3, max_regions=1)) == 1
     flat = region_boxes(np.zeros((10, 20)))
     assert flat == [((0.0, 0.0, 20.0, 10.0), 1.0)]
+
+
+def test_lse_pool_lies_between_mean_and_max_and_matches_its_definition() -> None:
+    """Checked against the formula written out with numpy: (1/r) log(mean(exp(r x)))."""
+    from cxrlab.model.network import lse_pool
+
+    torch.manual_seed(0)
+    maps = torch.randn(2, 3, 5, 7) * 3
+    for r in (0.5, 10.0):
+        pooled = lse_pool(maps, r)
+        flat = maps.flatten(2).double().numpy()
+        expected = np.log(np.mean(np.exp(r * flat), axis=2)) / r
+        np.testing.assert_allclose(pooled.numpy(), expected, rtol=1e-5, atol=1e-5)
+        assert (pooled >= maps.flatten(2).mean(2) - 1e-5).all() and (
+            pooled <= maps.flatten(2).amax(2) + 1e-5
+        ).all()
+    assert torch.allclose(lse_pool(torch.full((1, 1, 4, 4), 2.5), 10.0), torch.tensor([[2.5]]))
+    # a single hot location dominates as r grows: the pooled value moves from the mean towards the maximum
+    spike = torch.zeros(1, 1, 8, 8)
+    spike[0, 0, 3, 4] = 5.0
+    assert lse_pool(spike, 1.0).item() < lse_pool(spike, 10.0).item() < 5.0
+
+
+def test_both_poolings_add_up_in_the_logits_and_in_the_cam() -> None:
+    """With ``avg+lse``, each logit is the average-pooled classifier plus the LSE-pooled local map, and the
+    class map the CAM boxes come from is the average part's map plus the upsampled local map; ``lse`` alone
+    has no linear classifier, and a checkpoint's spec saved before ``pool`` existed reads as ``avg``."""
+    from cxrlab.model.cam import activation_maps, to_input
+    from cxrlab.model.data import model_labels
+    from cxrlab.model.network import LSE_SHARPNESS, CxrNet, NetworkSpec, lse_pool
+
+    _, labels, boxes = model_labels("vindr")
+    torch.manual_seed(2)
+    model = CxrNet(NetworkSpec("resnet18", labels, boxes, 96, pool="avg+lse")).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.local.weight, std=1.0)  # type: ignore[union-attr]
+        out = model(torch.rand(2, 1, 96, 96))
+        pooled = torch.cat([torch.flatten(model.pool(f), 1) for f in out["cam_features"]], dim=1)
+        expected = model.classifier(pooled) + lse_pool(out["local_maps"], LSE_SHARPNESS)
+        assert torch.allclose(out["logits"], expected, atol=1e-5)
+        k = [labels.index("Nodule/Mass")]
+        maps = model.class_maps(out, k, 96)
+        linear = activation_maps(out["cam_features"], model.classifier.weight, k, 96)
+        peak = to_input(out["local_maps"][:, k], 96)
+    assert out["local_maps"].shape == (2, len(labels), 12, 12)
+    assert torch.allclose(maps, linear + peak, atol=1e-5) and not torch.allclose(maps, linear, atol=1e-3)
+    lse = CxrNet(NetworkSpec("resnet18", labels, boxes, 96, pool="lse")).eval()
+    with torch.no_grad():
+        out = lse(torch.rand(1, 1, 96, 96))
+        assert lse.classifier is None
+        assert torch.allclose(out["logits"], lse_pool(out["local_maps"], LSE_SHARPNESS))
+        assert torch.allclose(lse.class_maps(out, k, 12), out["local_maps"][:, k], atol=1e-5)
+    old = NetworkSpec("resnet18", labels, boxes, 96).to_dict()
+    del old["pool"]
+    assert NetworkSpec.from_dict(old).pool == "avg"
+
+
+def test_cam_cells_sit_on_the_input_pixels_their_convolutions_centre_on() -> None:
+    """A cell of a stride-s level is centred on input pixel s * m (checked against the input gradient of a
+    ResNet-18's C3 and C5 cells); ``to_input`` puts it there, where an image resize would put it half a
+    cell further down and right."""
+    from cxrlab.model.cam import to_input
+    from cxrlab.model.data import model_labels
+    from cxrlab.model.network import CxrNet, NetworkSpec
+
+    _, labels, boxes = model_labels("vindr")
+    torch.manual_seed(0)
+    model = CxrNet(NetworkSpec("resnet18", labels, boxes, 256)).eval()
+    x = torch.rand(1, 1, 256, 256, requires_grad=True)
+    levels = model.detector.backbone.body(x)
+    yy, xx = torch.meshgrid(torch.arange(256.0), torch.arange(256.0), indexing="ij")
+    for name in ("c3", "c5"):
+        fmap = levels[name]
+        cells = fmap.shape[-1]
+        i = j = cells // 2  # the middle cell: the borders' zero padding does not pull its gradient aside
+        (grad,) = torch.autograd.grad(fmap[0, :, i, j].abs().sum(), x, retain_graph=True)
+        w = grad[0, 0].abs()
+        centre = ((w * yy).sum() / w.sum()).item(), ((w * xx).sum() / w.sum()).item()
+        one = torch.zeros(1, 1, cells, cells)
+        one[0, 0, i, j] = 1.0
+        placed = to_input(one, 256)[0, 0]
+        peak = divmod(int(placed.argmax()), 256)
+        stride = 256 // cells
+        assert peak == (i * stride, j * stride) and placed.max().item() == pytest.approx(1.0)
+        assert abs(centre[0] - peak[0]) <= 2.5 and abs(centre[1] - peak[1]) <= 2.5, (name, centre, peak)
+        resized = torch.nn.functional.interpolate(one, size=(256, 256), mode="bilinear")[0, 0]
+        shifted = divmod(int(resized.argmax()), 256)
+        assert shifted[0] - centre[0] >= stride / 2 - 2.5  # what the resize got wrong

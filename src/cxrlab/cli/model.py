@@ -26,6 +26,7 @@ TRAIN_SETTINGS = (
     "det_weight",
     "val_fraction",
     "targets",
+    "pool",
     "workers",
     "threads",
 )
@@ -83,6 +84,13 @@ def train_cmd(
     batch_size: Annotated[int | None, typer.Option(help="Images per step and process.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW, cosine).")] = None,
     targets: Annotated[str | None, typer.Option(help="majority or soft (share of readers).")] = None,
+    pool: Annotated[
+        str | None,
+        typer.Option(
+            help="Classifier pooling: lse (per-location classes, log-sum-exp; finds small findings), avg "
+            "(average-pooled linear layer) or avg+lse (both)."
+        ),
+    ] = None,
     boxes: Annotated[
         bool | None,
         typer.Option(
@@ -106,11 +114,12 @@ def train_cmd(
     from cxrlab.errors import UsageError
     from cxrlab.model.config import resolve_config
     from cxrlab.model.data import LABEL_SETS, TARGET_MODES
-    from cxrlab.model.network import ARCHITECTURES
+    from cxrlab.model.network import ARCHITECTURES, POOLINGS
     from cxrlab.model.train import train
 
-    for value, allowed, flag in ((labels, LABEL_SETS, "--labels"), (arch, ARCHITECTURES, "--arch"),
-                                 (targets, TARGET_MODES, "--targets")):  # fmt: skip
+    choices = ((labels, LABEL_SETS, "--labels"), (arch, ARCHITECTURES, "--arch"),
+               (targets, TARGET_MODES, "--targets"), (pool, POOLINGS, "--pool"))  # fmt: skip
+    for value, allowed, flag in choices:
         if value is not None:
             check_choice(value, allowed, flag)
     if resume is not None:
@@ -122,7 +131,7 @@ def train_cmd(
             cfg = resolve_config(
                 config, tables=str(tables) if tables else None, images=str(images) if images else None,
                 out=str(out) if out else None, labels=labels, arch=arch, image_size=image_size, epochs=epochs,
-                batch_size=batch_size, lr=lr, targets=targets, boxes=boxes, balanced=balanced,
+                batch_size=batch_size, lr=lr, targets=targets, pool=pool, boxes=boxes, balanced=balanced,
                 det_weight=det_weight, val_fraction=val_fraction, seed=seed, workers=workers, threads=threads,
                 weights=str(weights) if weights else None, name=name,
             )  # fmt: skip

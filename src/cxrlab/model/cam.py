@@ -1,12 +1,13 @@
 """Class activation maps (ChestX-ray8's weakly supervised boxes) from the classifier on the pooled features.
 
 With global average pooling followed by one linear layer, the CAM of label ``k`` is ``sum_c w[k, c] * F[c]``
-over the pooled feature maps ``F`` (here C5 and P3, each upsampled to the input); Grad-CAM taken at those
-maps reduces to the same map (the gradient of the logit with respect to ``F`` is ``w[k] / (h * w)``
-everywhere), so one matrix product gives both. The map, scaled to [0, 1] by its own range, is thresholded;
-each isolated region gets a box, as in ChestX-ray8, so that a second nodule gets its own; ``core`` tightens
-each box to the part of its region near the region's peak (T(IoBB) divides by the predicted box's area: a
-box wider than the finding loses).
+over the pooled feature maps ``F`` (here C5 and P3, each brought to the input with every cell on the pixel its
+convolutions centre it on); Grad-CAM taken at those maps reduces to the same map (the gradient of the logit
+with respect to ``F`` is ``w[k] / (h * w)`` everywhere), so one matrix product gives both. With log-sum-exp
+pooling the class maps that are pooled are the CAM themselves (``CxrNet.class_maps``). The map, scaled to
+[0, 1] by its own range, is thresholded; each isolated region gets a box, as in ChestX-ray8, so that a
+second nodule gets its own; ``core`` tightens each box to the part of its region near the region's peak
+(T(IoBB) divides by the predicted box's area: a box wider than the finding loses).
 """
 
 from __future__ import annotations
@@ -19,7 +20,31 @@ import torch
 from scipy import ndimage
 from torch import Tensor
 
-__all__ = ["CamBoxes", "activation_maps", "cam_boxes", "region_boxes"]
+__all__ = ["CamBoxes", "activation_maps", "cam_boxes", "region_boxes", "to_input"]
+
+
+def _cell_weights(cells: int, size: int) -> Tensor:
+    """(size, cells) linear interpolation weights placing cell ``m`` on input pixel ``m * size / cells``."""
+    pos = (torch.arange(size, dtype=torch.float64) * cells / size).clamp(0, cells - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=cells - 1)
+    rows = torch.arange(size)
+    weights = torch.zeros(size, cells, dtype=torch.float64)
+    weights.index_put_((rows, lo), 1 - (pos - lo), accumulate=True)
+    weights.index_put_((rows, hi), pos - lo, accumulate=True)
+    return weights.float()
+
+
+def to_input(maps: Tensor, size: int) -> Tensor:
+    """(B, L, h, w) maps of one feature level -> (B, L, size, size), bilinear, each cell on its input pixel.
+
+    A stride-s level of a convolutional backbone (3x3 convolutions padded by 1, a 7x7 by 3) centres its cell
+    ``m`` on input pixel ``s * m``, not on the middle of the s x s block that an image resize assumes: that
+    resize would shift the map down and right by half a cell (3.5 px at stride 8, 15.5 px at stride 32).
+    """
+    h, w = maps.shape[-2:]
+    rows, cols = _cell_weights(h, size).to(maps.device), _cell_weights(w, size).to(maps.device)
+    return torch.einsum("yh,blhw,xw->blyx", rows, maps.float(), cols)
 
 
 def activation_maps(features: tuple[Tensor, ...], weight: Tensor, labels: list[int], size: int) -> Tensor:
@@ -30,8 +55,7 @@ def activation_maps(features: tuple[Tensor, ...], weight: Tensor, labels: list[i
     for fmap in features:
         part = weight[labels, start : start + fmap.shape[1]].float()
         start += fmap.shape[1]
-        maps = torch.einsum("bchw,lc->blhw", fmap.float(), part)
-        maps = torch.nn.functional.interpolate(maps, size=(size, size), mode="bilinear", align_corners=False)
+        maps = to_input(torch.einsum("bchw,lc->blhw", fmap.float(), part), size)
         total = maps if total is None else total + maps
     assert total is not None and start == weight.shape[1], "feature channels must match the classifier"
     return total
@@ -75,17 +99,9 @@ def region_boxes(
     return out
 
 
-def cam_boxes(
-    features: tuple[Tensor, ...],
-    weight: Tensor,
-    labels: list[int],
-    size: int,
-    threshold: float = 0.5,
-    core: float = 0.0,
-    max_regions: int = 3,
-) -> CamBoxes:
-    """The boxes of :func:`region_boxes` for each image of the batch and each of ``labels``."""
-    maps = activation_maps(features, weight, labels, size).cpu().numpy()
+def cam_boxes(cams: Tensor, threshold: float = 0.5, core: float = 0.0, max_regions: int = 3) -> CamBoxes:
+    """The boxes of :func:`region_boxes` for each image and label of the maps ``cams`` (B, L, h, w)."""
+    maps = cams.cpu().numpy()
     rows = [
         (b, k, box, peak)
         for b in range(maps.shape[0])

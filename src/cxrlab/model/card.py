@@ -75,7 +75,8 @@ def write_model_card(
         f"# Model card: {config.name}",
         "",
         "## Model",
-        f"- Architecture: {config.arch} backbone (torchvision), multi-label classifier + "
+        f"- Architecture: {config.arch} backbone (torchvision), multi-label classifier ({config.pool} "
+        "pooling) + "
         f"{'FCOS detection head' if data.spec.box_labels else 'CAM boxes only'}; "
         f"input {config.image_size} px grey",
         f"- Initial weights: {config.weights or 'none (trained from scratch)'}",

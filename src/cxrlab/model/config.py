@@ -26,7 +26,10 @@ class TrainConfig:
     image_size: int = 256
     epochs: int = 10
     batch_size: int = 16
-    lr: float = 2e-3
+    lr: float = 5e-4
+    """AdamW's peak rate. From scratch on a phantom VinDr-CXR, 2e-3 held the classifier at the label priors
+    until the cosine decay brought it under ~8e-4 (validation AUROC 0.53 after 3 of 10 epochs; 0.60 at
+    5e-4)."""
     weight_decay: float = 1e-4
     warmup_epochs: float = 0.5
     targets: str = "majority"
@@ -44,6 +47,8 @@ class TrainConfig:
     weights: str | None = None
     fpn_channels: int = 64
     head_convs: int = 2
+    pool: str = "avg"
+    """The classifier's pooling (``cxrlab.model.network.POOLINGS``): avg, lse or avg+lse."""
     best_metric: str = "val_auroc"
     name: str = ""
     """The run's name (the reader of its predictions); default the run folder's name."""
@@ -66,6 +71,7 @@ class TrainConfig:
                 self.best_metric in ("val_auroc", "val_loss"),
                 f"must be val_auroc or val_loss, not {self.best_metric}",
             ),
+            ("pool", self.pool in ("avg", "lse", "avg+lse"), f"must be avg, lse or avg+lse, not {self.pool}"),
             ("workers", self.workers >= 0, f"must be >= 0, got {self.workers}"),
             ("threads", self.threads >= 0, f"must be >= 0, got {self.threads}"),
         ]

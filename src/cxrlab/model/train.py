@@ -123,7 +123,13 @@ def prepare_data(config: TrainConfig, split: pd.DataFrame | None = None) -> Trai
         zip(images["image_id"].astype(str), images["width"].astype("Float64").astype(float), strict=True)
     )
     spec = NetworkSpec(
-        config.arch, labels, box_labels, config.image_size, config.fpn_channels, config.head_convs
+        config.arch,
+        labels,
+        box_labels,
+        config.image_size,
+        config.fpn_channels,
+        config.head_convs,
+        config.pool,
     )
     datasets: list[CxrDataset | None] = []
     for name in ("train", "val"):
