@@ -217,10 +217,7 @@ class CxrNet(nn.Module):
         self.classifier = (
             nn.Linear(channels[-1] + spec.fpn_channels, len(spec.labels)) if "avg" in parts else None
         )
-        self.local = nn.Conv2d(spec.fpn_channels, len(spec.labels), 1) if "lse" in parts else None
-        if self.local is not None:
-            nn.init.normal_(self.local.weight, std=0.01)
-            nn.init.zeros_(self.local.bias)
+        self.local = _local_classifier(spec.fpn_channels, len(spec.labels)) if "lse" in parts else None
         self.register_buffer("mean", torch.tensor(GREY_MEAN).view(1, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(GREY_STD).view(1, 1, 1, 1), persistent=False)
 
@@ -283,6 +280,16 @@ class CxrNet(nn.Module):
         split_anchors = [list(a.split(per_level)) for a in anchors]
         sizes = [(int(images.shape[-2]), int(images.shape[-1]))] * images.shape[0]
         return self.detector.postprocess_detections(split_out, split_anchors, sizes)
+
+
+def _local_classifier(channels: int, labels: int) -> nn.Conv2d:
+    """A 1x1 convolution: one class score per location; small weights and a zero bias, so that every map
+    starts nearly flat and log-sum-exp pooling starts close to the mean."""
+    local = nn.Conv2d(channels, labels, 1)
+    nn.init.normal_(local.weight, std=0.01)
+    if local.bias is not None:
+        nn.init.zeros_(local.bias)
+    return local
 
 
 def lse_pool(maps: Tensor, sharpness: float) -> Tensor:
