@@ -12,7 +12,9 @@ and post-processing. The classifier reads the deepest level (stride 32) and the 
 those maps are the class activation maps (CAM); or a per-location classifier on P3 whose class maps are
 pooled by log-sum-exp, as ChestX-ray8's network pooled them, the maps themselves being the CAM. Either map
 gives boxes to labels without box supervision. Log-sum-exp keeps a finding of a few pixels from being
-averaged away: on a phantom VinDr-CXR it found nodules of 4-10 px that average pooling missed.
+averaged away: trained without boxes on a phantom VinDr-CXR, its Nodule/Mass maps came nearer the nodules
+(CAM T(IoBB > 0.5) 0.21 against 0.00 with both poolings), but it may put a large finding's evidence anywhere
+(Cardiomegaly 0.25 against 0.93); average pooling stays the default.
 """
 
 from __future__ import annotations
