@@ -129,12 +129,16 @@ class RenditionCache:
         self._queued: set[int] = set()
 
     def paths(self, ref: ImageRef) -> tuple[Path, Path]:
-        base = self.folder / str(ref.project_id) / str(ref.id)
+        return self._paths(ref.project_id, ref.id)
+
+    def _paths(self, project_id: int, image_id: int) -> tuple[Path, Path]:
+        """The image's full-resolution rendition and its metadata file (written last)."""
+        base = self.folder / str(project_id) / str(image_id)
         return base.with_suffix(".png"), base.with_suffix(".json")
 
     def ready(self, project_id: int, image_id: int) -> bool:
         """Whether the image's renditions are all made (its metadata file is written last)."""
-        return (self.folder / str(project_id) / f"{image_id}.json").is_file()
+        return self._paths(project_id, image_id)[1].is_file()
 
     def _lock(self, image_id: int) -> threading.Lock:
         with self._guard:

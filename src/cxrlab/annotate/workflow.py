@@ -28,10 +28,10 @@ from cxrlab.annotate.models import Annotation, Assignment, AuthSession, Image, M
 
 TEST_SPLIT = "test"
 ACCESS = "cxrlab.image_access"
+"""Key in ``Session.info`` of the access rows loaded with the session lookup (:func:`caller_with_access`)."""
 MARK = "cxrlab.mark"
 """Key in ``Session.info`` of the mark loaded with the session lookup: held there, the session's identity map
 (weak references) keeps it, and ``Session.get`` finds it without a query."""
-"""Key in ``Session.info`` of the access rows loaded with the session lookup (:func:`caller_with_access`)."""
 
 
 def required_readers(project: Project, split: str) -> int:
