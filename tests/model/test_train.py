@@ -351,6 +351,33 @@ def test_both_poolings_add_up_in_the_logits_and_in_the_cam() -> None:
     assert NetworkSpec.from_dict(old).pool == "avg"
 
 
+def test_stride_4_class_maps_come_from_an_added_p2_and_leave_the_rest_unchanged(tmp_path: Path) -> None:
+    """``map_stride`` 4 gives lse pooling maps at a quarter of the input; the linear classifier and FCOS keep
+    P3-P7; the spec round-trips and a checkpoint of the other stride is refused on load."""
+    from cxrlab.errors import CxrlabError, ParameterError
+    from cxrlab.model.checkpoint import check_spec
+    from cxrlab.model.data import model_labels
+    from cxrlab.model.network import CxrNet, NetworkSpec
+
+    _, labels, boxes = model_labels("vindr")
+    torch.manual_seed(0)
+    fine = CxrNet(NetworkSpec("resnet18", labels, boxes, 128, pool="avg+lse", map_stride=4)).eval()
+    coarse = CxrNet(NetworkSpec("resnet18", labels, boxes, 128, pool="avg+lse")).eval()
+    with torch.no_grad():
+        a, b = fine(torch.rand(1, 1, 128, 128)), coarse(torch.rand(1, 1, 128, 128))
+    assert a["local_maps"].shape[-2:] == (32, 32) and b["local_maps"].shape[-2:] == (16, 16)
+    assert [f.shape[-1] for f in a["levels"]] == [f.shape[-1] for f in b["levels"]] == [16, 8, 4, 2, 1]
+    assert a["cam_features"][1].shape == b["cam_features"][1].shape
+    assert NetworkSpec.from_dict(fine.spec.to_dict()) == fine.spec
+    legacy = coarse.spec.to_dict()
+    del legacy["map_stride"]
+    assert NetworkSpec.from_dict(legacy).map_stride == 8
+    with pytest.raises(CxrlabError, match="map_stride"):
+        check_spec(fine.spec, coarse.spec, tmp_path / "best.pt")
+    with pytest.raises(ParameterError, match="map_stride"):
+        tiny_config(ModelData(tmp_path, tmp_path, tmp_path), tmp_path / "run", map_stride=5)
+
+
 def test_cam_cells_sit_on_the_input_pixels_their_convolutions_centre_on() -> None:
     """A cell of a stride-s level is centred on input pixel s * m (checked against the input gradient of a
     ResNet-18's C3 and C5 cells); ``to_input`` puts it there, where an image resize would put it half a

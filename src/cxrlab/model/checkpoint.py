@@ -74,7 +74,7 @@ def check_spec(found: NetworkSpec, expected: NetworkSpec, where: str | Path) -> 
             f"{where}: the checkpoint was trained on another label set "
             f"({len(found.labels)} labels vs {len(expected.labels)}; {detail or 'other order'})"
         )
-    for name in ("box_labels", "arch", "image_size", "fpn_channels", "head_convs"):
+    for name in ("box_labels", "arch", "image_size", "fpn_channels", "head_convs", "pool", "map_stride"):
         if getattr(found, name) != getattr(expected, name):
             raise CxrlabError(
                 f"{where}: the checkpoint's {name} is {getattr(found, name)!r}, "

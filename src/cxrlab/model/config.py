@@ -49,6 +49,8 @@ class TrainConfig:
     head_convs: int = 2
     pool: str = "avg"
     """The classifier's pooling (``cxrlab.model.network.POOLINGS``): avg, lse or avg+lse."""
+    map_stride: int = 8
+    """The stride of the class maps that lse pooling reads: 8 (P3) or 4 (P2, added for them)."""
     best_metric: str = "val_auroc"
     name: str = ""
     """The run's name (the reader of its predictions); default the run folder's name."""
@@ -72,6 +74,7 @@ class TrainConfig:
                 f"must be val_auroc or val_loss, not {self.best_metric}",
             ),
             ("pool", self.pool in ("avg", "lse", "avg+lse"), f"must be avg, lse or avg+lse, not {self.pool}"),
+            ("map_stride", self.map_stride in (4, 8), f"must be 4 or 8, got {self.map_stride}"),
             ("workers", self.workers >= 0, f"must be >= 0, got {self.workers}"),
             ("threads", self.threads >= 0, f"must be >= 0, got {self.threads}"),
         ]

@@ -36,6 +36,7 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from cxrlab.errors import CxrlabError, UsageError
+from cxrlab.model.boxmaps import PRIOR, box_map_loss
 from cxrlab.model.cam import activation_maps, to_input
 from cxrlab.params import check_choice
 
@@ -44,6 +45,7 @@ __all__ = [
     "GREY_MEAN",
     "GREY_STD",
     "LSE_SHARPNESS",
+    "MAP_STRIDES",
     "POOLINGS",
     "CxrNet",
     "NetworkSpec",
@@ -51,15 +53,23 @@ __all__ = [
     "lse_pool",
 ]
 
-# The three returned nodes (strides 8, 16, 32) of each architecture's torchvision graph.
-ARCHITECTURES: dict[str, tuple[str, str, str]] = {
-    "resnet18": ("layer2", "layer3", "layer4"),
-    "resnet34": ("layer2", "layer3", "layer4"),
-    "resnet50": ("layer2", "layer3", "layer4"),
-    "densenet121": ("features.denseblock2", "features.denseblock3", "features.norm5"),
-    "efficientnet_b0": ("features.3", "features.5", "features.8"),
-    "convnext_tiny": ("features.3", "features.5", "features.7"),
+# The returned nodes (strides 4, 8, 16, 32) of each architecture's torchvision graph; the stride-4 node is
+# read only for class maps at stride 4 (``map_stride``).
+ARCHITECTURES: dict[str, tuple[str, str, str, str]] = {
+    "resnet18": ("layer1", "layer2", "layer3", "layer4"),
+    "resnet34": ("layer1", "layer2", "layer3", "layer4"),
+    "resnet50": ("layer1", "layer2", "layer3", "layer4"),
+    "densenet121": (
+        "features.denseblock1",
+        "features.denseblock2",
+        "features.denseblock3",
+        "features.norm5",
+    ),
+    "efficientnet_b0": ("features.2", "features.3", "features.5", "features.8"),
+    "convnext_tiny": ("features.1", "features.3", "features.5", "features.7"),
 }
+MAP_STRIDES = (4, 8)
+"""Strides the per-location class maps can have: P3 (8), or P2 (4), a pyramid level added for them alone."""
 GREY_MEAN = 0.449
 """ImageNet's channel means averaged: the grey input is normalised as the replicated image would be."""
 GREY_STD = 0.226
@@ -90,6 +100,8 @@ class NetworkSpec:
     pool: str = "avg"
     """How the classifier reads the features (see :data:`POOLINGS`); checkpoints saved without it are
     ``avg``."""
+    map_stride: int = 8
+    """The stride of the per-location class maps (:data:`MAP_STRIDES`; with ``lse`` pooling)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +112,7 @@ class NetworkSpec:
             "fpn_channels": self.fpn_channels,
             "head_convs": self.head_convs,
             "pool": self.pool,
+            "map_stride": self.map_stride,
         }
 
     @classmethod
@@ -112,6 +125,7 @@ class NetworkSpec:
             fpn_channels=int(d.get("fpn_channels", 64)),
             head_convs=int(d.get("head_convs", 2)),
             pool=str(d.get("pool", "avg")),
+            map_stride=int(d.get("map_stride", 8)),
         )
 
 
@@ -195,8 +209,11 @@ class CxrNet(nn.Module):
         base = getattr(torchvision.models, spec.arch)(weights=None)
         self.weights_loaded = load_user_weights(base, weights) if weights else 0
         _grey_first_conv(base)
-        nodes = ARCHITECTURES[spec.arch]
-        body = create_feature_extractor(base, {n: f"c{k + 3}" for k, n in enumerate(nodes)})
+        if spec.map_stride not in MAP_STRIDES:
+            raise UsageError(f"map_stride must be 4 or 8, not {spec.map_stride}")
+        fine = spec.map_stride == 4 and "lse" in spec.pool
+        nodes = ARCHITECTURES[spec.arch][0 if fine else 1 :]
+        body = create_feature_extractor(base, {n: f"c{k + (2 if fine else 3)}" for k, n in enumerate(nodes)})
         with torch.no_grad():
             body.eval()
             channels = [int(v.shape[1]) for v in body(torch.zeros(1, 1, 64, 64)).values()]
@@ -219,7 +236,12 @@ class CxrNet(nn.Module):
         self.classifier = (
             nn.Linear(channels[-1] + spec.fpn_channels, len(spec.labels)) if "avg" in parts else None
         )
-        self.local = _local_classifier(spec.fpn_channels, len(spec.labels)) if "lse" in parts else None
+        self.local = (
+            _local_classifier(spec.fpn_channels, len(spec.labels), boxed=bool(spec.box_labels))
+            if "lse" in parts
+            else None
+        )
+        self.box_columns = [spec.labels.index(label) for label in spec.box_labels if label in spec.labels]
         self.register_buffer("mean", torch.tensor(GREY_MEAN).view(1, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(GREY_STD).view(1, 1, 1, 1), persistent=False)
 
@@ -238,13 +260,16 @@ class CxrNet(nn.Module):
         if self.spec.arch.startswith("densenet"):
             c5 = torch.relu(c5)  # densenet's norm5 output is rectified before its classifier
         pyramid = list(self.detector.backbone.fpn(levels).values())
+        finest = pyramid[0]
+        if "c2" in levels:  # P2 serves the class maps alone; the classifier and FCOS start at P3
+            pyramid = pyramid[1:]
         out: dict[str, Any] = {"cam_features": (c5, pyramid[0])}
         logits = []
         if self.classifier is not None:
             pooled = torch.cat([torch.flatten(self.pool(f), 1) for f in (c5, pyramid[0])], dim=1)
             logits.append(self.classifier(pooled))
         if self.local is not None:
-            out["local_maps"] = self.local(pyramid[0])
+            out["local_maps"] = self.local(finest)
             logits.append(lse_pool(out["local_maps"], LSE_SHARPNESS))
         out["logits"] = logits[0] if len(logits) == 1 else logits[0] + logits[1]
         if self.detects:
@@ -275,6 +300,14 @@ class CxrNet(nn.Module):
         anchors, per_level = self._anchors(images, out["levels"])
         return self.detector.compute_loss(targets, out["head"], anchors, per_level)
 
+    def map_loss(self, images: Tensor, out: dict[str, Any], targets: list[dict[str, Tensor]]) -> Tensor:
+        """With log-sum-exp pooling, the box labels' class maps trained on the boxes' cells
+        (:mod:`cxrlab.model.boxmaps`); zero without them."""
+        if self.local is None or len(self.box_columns) != len(self.spec.box_labels):
+            return out["logits"].new_zeros(())
+        maps = out["local_maps"][:, self.box_columns]
+        return box_map_loss(maps, targets, images.shape[-1] / maps.shape[-1])
+
     def detections(self, images: Tensor, out: dict[str, Any]) -> list[dict[str, Tensor]]:
         """Post-processed boxes (input pixels), scores and class indices per image (torchvision's NMS)."""
         anchors, per_level = self._anchors(images, out["levels"])
@@ -284,13 +317,14 @@ class CxrNet(nn.Module):
         return self.detector.postprocess_detections(split_out, split_anchors, sizes)
 
 
-def _local_classifier(channels: int, labels: int) -> nn.Conv2d:
-    """A 1x1 convolution: one class score per location; small weights and a zero bias, so that every map
-    starts nearly flat and log-sum-exp pooling starts close to the mean."""
+def _local_classifier(channels: int, labels: int, *, boxed: bool) -> nn.Conv2d:
+    """A 1x1 convolution: one class score per location; small weights, so that every map starts nearly flat
+    and log-sum-exp pooling starts close to the mean. The bias is zero, or where boxes train the maps cell by
+    cell (``boxed``), the focal loss's prior (:data:`cxrlab.model.boxmaps.PRIOR`)."""
     local = nn.Conv2d(channels, labels, 1)
     nn.init.normal_(local.weight, std=0.01)
     if local.bias is not None:
-        nn.init.zeros_(local.bias)
+        nn.init.constant_(local.bias, -math.log((1 - PRIOR) / PRIOR) if boxed else 0.0)
     return local
 
 

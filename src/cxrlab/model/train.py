@@ -130,6 +130,7 @@ def prepare_data(config: TrainConfig, split: pd.DataFrame | None = None) -> Trai
         config.fpn_channels,
         config.head_convs,
         config.pool,
+        config.map_stride,
     )
     datasets: list[CxrDataset | None] = []
     for name in ("train", "val"):
@@ -189,6 +190,7 @@ def _losses(
         if model.detects:
             targets = [{k: v.to(rt.device) for k, v in t.items()} for t in batch["targets"]]
             det = sum(model.detection_loss(images, out, targets).values(), det)
+            det = det + model.map_loss(images, out, targets)
     return cls + det_weight * det, float(cls.detach()), float(det.detach())
 
 
