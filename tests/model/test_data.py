@@ -144,3 +144,32 @@ def test_every_backbone_classifies_detects_and_maps(arch: str) -> None:
     pairs = set(zip(found.image.tolist(), found.label.tolist(), strict=True))
     assert pairs == {(0, 0), (0, 1), (1, 0), (1, 1)} and found.boxes.shape == (len(found.image), 4)
     assert (found.boxes[:, 2] > found.boxes[:, 0]).all() and (found.peak <= 1).all()
+
+
+def test_training_boxes_are_those_of_labels_the_readers_agree_on() -> None:
+    """One reader's box of a finding the two others did not mark (a likely false positive) trains neither
+    the detector nor the class maps; each reader's box of a majority label does; a consensus reader
+    decides alone. The targets themselves follow the same rule."""
+    import pandas as pd
+
+    from cxrlab.model.data import image_targets, model_labels
+
+    label_set, labels, box_labels = model_labels("vindr")
+    box = {"x_min": 10.0, "y_min": 10.0, "x_max": 30.0, "y_max": 30.0}
+    rows = [
+        {"image_id": "a", "reader": "R1", "label": "Nodule/Mass", **box},
+        {"image_id": "a", "reader": "R2", "label": "Nodule/Mass", **box},
+        {"image_id": "a", "reader": "R3", "label": "No finding"},
+        {"image_id": "a", "reader": "R3", "label": "Pleural effusion", **box},
+        {"image_id": "b", "reader": "consensus", "label": "Cardiomegaly", **box},
+        {"image_id": "b", "reader": "R1", "label": "Pleural effusion", **box},
+    ]
+    findings = pd.DataFrame(rows)
+    images = pd.DataFrame({"image_id": ["a", "b"]})
+    for mode in ("majority", "soft"):
+        t = image_targets(images, findings, label_set, labels, box_labels, mode)
+        boxes_a, classes_a = t.boxes["a"]
+        assert [box_labels[k] for k in classes_a] == ["Nodule/Mass", "Nodule/Mass"] and len(boxes_a) == 2
+        assert [box_labels[k] for k in t.boxes["b"][1]] == ["Cardiomegaly"]
+        effusion = t.y[0, labels.index("Pleural effusion")]
+        assert effusion == (pytest.approx(1 / 3) if mode == "soft" else 0.0)
