@@ -370,12 +370,44 @@ def test_stride_4_class_maps_come_from_an_added_p2_and_leave_the_rest_unchanged(
     assert a["cam_features"][1].shape == b["cam_features"][1].shape
     assert NetworkSpec.from_dict(fine.spec.to_dict()) == fine.spec
     legacy = coarse.spec.to_dict()
-    del legacy["map_stride"]
+    del legacy["map_stride"], legacy["fpn_upsample"]
     assert NetworkSpec.from_dict(legacy).map_stride == 8
+    assert NetworkSpec.from_dict(legacy).fpn_upsample == "nearest"  # what checkpoints before it used
     with pytest.raises(CxrlabError, match="map_stride"):
         check_spec(fine.spec, coarse.spec, tmp_path / "best.pt")
     with pytest.raises(ParameterError, match="map_stride"):
         tiny_config(ModelData(tmp_path, tmp_path, tmp_path), tmp_path / "run", map_stride=5)
+
+
+def test_pyramid_cells_keep_the_backbones_centres() -> None:
+    """The aligned pyramid's P2 and P3 cells (and the class maps read off P2) sit on input pixel s * m,
+    measured by the input gradient of the middle cell; torchvision's nearest-neighbour top-down path puts
+    them several pixels up and left of it, which is what ``aligned`` corrects."""
+    from cxrlab.model.data import model_labels
+    from cxrlab.model.network import CxrNet, NetworkSpec, upsample_cells
+
+    coarse = torch.arange(4.0).view(1, 1, 1, 4)
+    assert upsample_cells(coarse, (1, 8)).flatten().tolist() == [0, 0.5, 1, 1.5, 2, 2.5, 3, 3]
+    assert upsample_cells(coarse, (1, 7)).flatten().tolist() == [0, 0.5, 1, 1.5, 2, 2.5, 3]
+    _, labels, boxes = model_labels("vindr")
+    yy, xx = torch.meshgrid(torch.arange(256.0), torch.arange(256.0), indexing="ij")
+    offsets = {}
+    for upsample in ("aligned", "nearest"):
+        torch.manual_seed(0)
+        spec = NetworkSpec("resnet18", labels, boxes, 256, pool="lse", map_stride=4, fpn_upsample=upsample)
+        model = CxrNet(spec).eval()
+        x = torch.rand(1, 1, 256, 256, requires_grad=True)
+        out = model(x)
+        for name, fmap, stride in (("map", out["local_maps"], 4), ("p3", out["cam_features"][1], 8)):
+            m = fmap.shape[-1] // 2
+            (grad,) = torch.autograd.grad(fmap[0, :, m, m].sum(), x, retain_graph=True)
+            w = grad[0, 0].abs()
+            dy = ((w * yy).sum() / w.sum()).item() - stride * m
+            dx = ((w * xx).sum() / w.sum()).item() - stride * m
+            offsets[upsample, name] = (dy, dx)
+    for name in ("map", "p3"):
+        assert max(map(abs, offsets["aligned", name])) <= 2.0, offsets
+        assert min(offsets["nearest", name]) <= -4.0, offsets
 
 
 def test_cam_cells_sit_on_the_input_pixels_their_convolutions_centre_on() -> None:

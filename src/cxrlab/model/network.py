@@ -51,6 +51,7 @@ __all__ = [
     "NetworkSpec",
     "build_network",
     "lse_pool",
+    "upsample_cells",
 ]
 
 # The returned nodes (strides 4, 8, 16, 32) of each architecture's torchvision graph; the stride-4 node is
@@ -102,6 +103,9 @@ class NetworkSpec:
     ``avg``."""
     map_stride: int = 8
     """The stride of the per-location class maps (:data:`MAP_STRIDES`; with ``lse`` pooling)."""
+    fpn_upsample: str = "aligned"
+    """The pyramid's top-down upsampling: ``aligned`` (:func:`upsample_cells`) or torchvision's ``nearest``,
+    which checkpoints saved before the choice existed used."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +117,7 @@ class NetworkSpec:
             "head_convs": self.head_convs,
             "pool": self.pool,
             "map_stride": self.map_stride,
+            "fpn_upsample": self.fpn_upsample,
         }
 
     @classmethod
@@ -126,6 +131,7 @@ class NetworkSpec:
             head_convs=int(d.get("head_convs", 2)),
             pool=str(d.get("pool", "avg")),
             map_stride=int(d.get("map_stride", 8)),
+            fpn_upsample=str(d.get("fpn_upsample", "nearest")),
         )
 
 
@@ -180,13 +186,47 @@ def load_user_weights(model: nn.Module, path: str | Path) -> int:
     return len(usable)
 
 
+def upsample_cells(x: Tensor, shape: tuple[int, int]) -> Tensor:
+    """(B, C, h, w) -> (B, C, *shape), a level twice finer, with coarse cell ``n`` on fine cell ``2n``.
+
+    A cell of a stride-s level sits on input pixel ``s * m`` (see :func:`cxrlab.model.cam.to_input`), so fine
+    cell ``2n`` is coarse cell ``n`` and fine cell ``2n + 1`` lies halfway to ``n + 1`` (linear, the last
+    repeated). Nearest-neighbour upsampling, torchvision's FPN default, gives cell ``2n + 1`` coarse cell
+    ``n``: every top-down feature arrives half a coarse cell up and left of its place, 2-14 px at P2, and a
+    map read off the pyramid peaks below and right of what it found.
+    """
+    for dim, size in ((2, shape[0]), (3, shape[1])):
+        n = x.shape[dim]
+        following = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim)
+        x = torch.stack([x, (x + following) / 2], dim + 1).flatten(dim, dim + 1).narrow(dim, 0, size)
+    return x
+
+
+class _AlignedPyramid(FeaturePyramidNetwork):
+    """torchvision's feature pyramid (its lateral and output convolutions, P6/P7) with the top-down path
+    upsampled by :func:`upsample_cells`, so that every level keeps the backbone's cell centres."""
+
+    def forward(self, x: dict[str, Tensor]) -> dict[str, Tensor]:
+        names, levels = list(x), list(x.values())
+        top_down = self.get_result_from_inner_blocks(levels[-1], -1)
+        outputs = [self.get_result_from_layer_blocks(top_down, -1)]
+        for idx in range(len(levels) - 2, -1, -1):
+            lateral = self.get_result_from_inner_blocks(levels[idx], idx)
+            top_down = lateral + upsample_cells(top_down, (lateral.shape[-2], lateral.shape[-1]))
+            outputs.insert(0, self.get_result_from_layer_blocks(top_down, idx))
+        if self.extra_blocks is not None:
+            outputs, names = self.extra_blocks(outputs, levels, names)
+        return OrderedDict(zip(names, outputs, strict=True))
+
+
 class _PyramidBackbone(nn.Module):
     """Backbone levels C3-C5 -> P3-P7 (the ``backbone`` FCOS expects, with ``out_channels``)."""
 
-    def __init__(self, body: nn.Module, in_channels: list[int], out_channels: int) -> None:
+    def __init__(self, body: nn.Module, in_channels: list[int], out_channels: int, aligned: bool) -> None:
         super().__init__()
         self.body = body
-        self.fpn = FeaturePyramidNetwork(in_channels, out_channels, LastLevelP6P7(out_channels, out_channels))
+        pyramid = _AlignedPyramid if aligned else FeaturePyramidNetwork
+        self.fpn = pyramid(in_channels, out_channels, LastLevelP6P7(out_channels, out_channels))
         self.out_channels = out_channels
 
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:  # pragma: no cover - CxrNet calls parts
@@ -203,6 +243,7 @@ class CxrNet(nn.Module):
         super().__init__()
         check_choice(spec.arch, ARCHITECTURES, "arch")
         check_choice(spec.pool, POOLINGS, "pool")
+        check_choice(spec.fpn_upsample, ("aligned", "nearest"), "fpn_upsample")
         if not spec.labels:
             raise UsageError("the label set is empty: nothing to classify")
         self.spec = spec
@@ -217,7 +258,7 @@ class CxrNet(nn.Module):
         with torch.no_grad():
             body.eval()
             channels = [int(v.shape[1]) for v in body(torch.zeros(1, 1, 64, 64)).values()]
-        pyramid = _PyramidBackbone(body, channels, spec.fpn_channels)
+        pyramid = _PyramidBackbone(body, channels, spec.fpn_channels, spec.fpn_upsample == "aligned")
         n_box = max(1, len(spec.box_labels))  # FCOS needs a class; unused when there are no box labels
         head = FCOSHead(spec.fpn_channels, 1, n_box, num_convs=spec.head_convs)
         self.detector = FCOS(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +247,9 @@ def _begin(config: TrainConfig, resume: bool) -> tuple[TrainData, dict[str, Any]
         _check_new_run(run)
     data = prepare_data(config, split)
     if state is not None:
-        check_spec(NetworkSpec.from_dict(state["spec"]), data.spec, run / LAST)
+        found = NetworkSpec.from_dict(state["spec"])
+        check_spec(found, data.spec, run / LAST)
+        data.spec = replace(data.spec, fpn_upsample=found.fpn_upsample)  # a run keeps its network
     return data, state
 
 
