@@ -59,7 +59,7 @@ CASES: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
     ("train T --images S --out O --labels BAD", "--labels", _allowed("cxrlab.model.data", "LABEL_SETS")),
     ("train T --images S --out O --arch BAD", "--arch", _allowed("cxrlab.model.network", "ARCHITECTURES")),
     ("train T --images S --out O --targets BAD", "--targets", _allowed("cxrlab.model.data", "TARGET_MODES")),
-    ("train T --images S --out O --pool BAD", "--pool", _allowed("cxrlab.model.network", "POOLINGS")),
+    ("train T --images S --out O --pool BAD", "--pool", _allowed("cxrlab.model.network", "POOL_CHOICES")),
     (
         "predict R S --out O --checkpoint BAD",
         "--checkpoint",

@@ -88,13 +88,16 @@ def train_cmd(
     pool: Annotated[
         str | None,
         typer.Option(
-            help="Classifier pooling: lse (per-location classes, log-sum-exp; finds small findings), avg "
-            "(average-pooled linear layer) or avg+lse (both)."
+            help="Classifier pooling: auto (default: lse with boxes, avg+lse without), lse (per-location "
+            "class maps, log-sum-exp; trained on the boxes where they exist), avg (average-pooled linear "
+            "layer) or avg+lse (both)."
         ),
     ] = None,
     map_stride: Annotated[
         int | None,
-        typer.Option(help="Stride of the class maps lse pooling reads: 8 (P3) or 4 (P2, finer, ~6% slower)."),
+        typer.Option(
+            help="Stride of the class maps lse pooling reads: 4 (default; P2, ~7% slower) or 8 (P3)."
+        ),
     ] = None,
     boxes: Annotated[
         bool | None,
@@ -119,11 +122,11 @@ def train_cmd(
     from cxrlab.errors import UsageError
     from cxrlab.model.config import resolve_config
     from cxrlab.model.data import LABEL_SETS, TARGET_MODES
-    from cxrlab.model.network import ARCHITECTURES, POOLINGS
+    from cxrlab.model.network import ARCHITECTURES, POOL_CHOICES
     from cxrlab.model.train import train
 
     choices = ((labels, LABEL_SETS, "--labels"), (arch, ARCHITECTURES, "--arch"),
-               (targets, TARGET_MODES, "--targets"), (pool, POOLINGS, "--pool"))  # fmt: skip
+               (targets, TARGET_MODES, "--targets"), (pool, POOL_CHOICES, "--pool"))  # fmt: skip
     for value, allowed, flag in choices:
         if value is not None:
             check_choice(value, allowed, flag)

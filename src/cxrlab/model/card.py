@@ -75,8 +75,8 @@ def write_model_card(
         f"# Model card: {config.name}",
         "",
         "## Model",
-        f"- Architecture: {config.arch} backbone (torchvision), multi-label classifier ({config.pool} "
-        "pooling) + "
+        f"- Architecture: {config.arch} backbone (torchvision), multi-label classifier ({data.spec.pool} "
+        f"pooling{f', class maps at stride {data.spec.map_stride}' if 'lse' in data.spec.pool else ''}) + "
         f"{'FCOS detection head' if data.spec.box_labels else 'CAM boxes only'}; "
         f"input {config.image_size} px grey",
         f"- Initial weights: {config.weights or 'none (trained from scratch)'}",

@@ -47,9 +47,11 @@ class TrainConfig:
     weights: str | None = None
     fpn_channels: int = 64
     head_convs: int = 2
-    pool: str = "avg"
-    """The classifier's pooling (``cxrlab.model.network.POOLINGS``): avg, lse or avg+lse."""
-    map_stride: int = 8
+    pool: str = "auto"
+    """The classifier's pooling (``cxrlab.model.network.POOL_CHOICES``): auto, avg, lse or avg+lse. ``auto``
+    is lse with boxes (the box labels' class maps trained on the boxes: macro AUROC 0.95 vs 0.93 for avg on a
+    phantom VinDr-CXR) and avg+lse without (lse alone sat at the label priors from scratch)."""
+    map_stride: int = 4
     """The stride of the class maps that lse pooling reads: 8 (P3) or 4 (P2, added for them)."""
     best_metric: str = "val_auroc"
     name: str = ""
@@ -73,7 +75,11 @@ class TrainConfig:
                 self.best_metric in ("val_auroc", "val_loss"),
                 f"must be val_auroc or val_loss, not {self.best_metric}",
             ),
-            ("pool", self.pool in ("avg", "lse", "avg+lse"), f"must be avg, lse or avg+lse, not {self.pool}"),
+            (
+                "pool",
+                self.pool in ("auto", "avg", "lse", "avg+lse"),
+                f"must be auto, avg, lse or avg+lse, not {self.pool}",
+            ),
             ("map_stride", self.map_stride in (4, 8), f"must be 4 or 8, got {self.map_stride}"),
             ("workers", self.workers >= 0, f"must be >= 0, got {self.workers}"),
             ("threads", self.threads >= 0, f"must be >= 0, got {self.threads}"),

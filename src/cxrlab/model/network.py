@@ -6,15 +6,15 @@ X-rays are grey: the first convolution takes one channel, its pretrained 3-chann
 channels (the same as feeding the grey image replicated three times).
 
 Three feature levels (strides 8, 16, 32) feed a feature pyramid (torchvision's ``FeaturePyramidNetwork``
-with P6/P7) and torchvision's ``FCOS`` head, anchor generator, matching, losses (focal, GIoU, centerness)
-and post-processing. The classifier reads the deepest level (stride 32) and the finest pyramid level P3
-(stride 8) in one of two ways, or both (``pool``): average-pooled into a linear layer, whose weights times
-those maps are the class activation maps (CAM); or a per-location classifier on P3 whose class maps are
-pooled by log-sum-exp, as ChestX-ray8's network pooled them, the maps themselves being the CAM. Either map
-gives boxes to labels without box supervision. Log-sum-exp keeps a finding of a few pixels from being
-averaged away: trained without boxes on a phantom VinDr-CXR, its Nodule/Mass maps came nearer the nodules
-(CAM T(IoBB > 0.5) 0.21 against 0.00 with both poolings), but it may put a large finding's evidence anywhere
-(Cardiomegaly 0.25 against 0.93); average pooling stays the default.
+with P6/P7, its top-down path upsampled so that every cell keeps its place: :func:`upsample_cells`) and
+torchvision's ``FCOS`` head, anchor generator, matching, losses (focal, GIoU, centerness) and
+post-processing. The classifier reads the features in one of two ways, or both (``pool``): the deepest level
+(stride 32) and P3 average-pooled into a linear layer, whose weights times those maps are the class
+activation maps (CAM); or a per-location classifier whose class maps are pooled by log-sum-exp, as
+ChestX-ray8's network pooled them, the maps themselves being the CAM. The class maps are read off P3, or
+with ``map_stride`` 4 off a P2 level added for them alone. Where boxes exist, the box labels' class maps
+are also trained cell by cell on them (:mod:`cxrlab.model.boxmaps`), so that a finding of a few pixels is
+neither averaged away nor left to one image-level bit.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ __all__ = [
     "LSE_SHARPNESS",
     "MAP_STRIDES",
     "POOLINGS",
+    "POOL_CHOICES",
     "CxrNet",
     "NetworkSpec",
     "build_network",
@@ -80,7 +81,13 @@ POOLINGS: dict[str, str] = {
     "global pooling): a finding of a few pixels is not averaged away, and the map is the decision",
     "avg+lse": "the sum of both logits",
 }
-"""The classifier's pooling choices (``--pool``)."""
+"""The classifier's poolings a network is built with."""
+POOL_CHOICES: dict[str, str] = {
+    "auto": "lse where boxes train the class maps, avg+lse without boxes (lse alone did not learn from "
+    "scratch without them)",
+    **POOLINGS,
+}
+"""The values of ``--pool``: a pooling, or ``auto`` (the default), resolved when training starts."""
 LSE_SHARPNESS = 10.0
 """The log-sum-exp pooling's r: close to the maximum over a few locations, still giving every location a
 gradient."""
@@ -359,9 +366,12 @@ class CxrNet(nn.Module):
 
 
 def _local_classifier(channels: int, labels: int, *, boxed: bool) -> nn.Conv2d:
-    """A 1x1 convolution: one class score per location; small weights, so that every map starts nearly flat
-    and log-sum-exp pooling starts close to the mean. The bias is zero, or where boxes train the maps cell by
-    cell (``boxed``), the focal loss's prior (:data:`cxrlab.model.boxmaps.PRIOR`)."""
+    """A 1x1 convolution: one class score per location, started as the focal-loss detectors start their last
+    layer, with weights of 0.01: every map nearly flat. The bias is zero, so that log-sum-exp pooling starts
+    close to the mean, or where boxes train the maps cell by cell (``boxed``) the focal loss's prior
+    (:data:`cxrlab.model.boxmaps.PRIOR`), every cell nearly negative. (Torch's default weights did not rescue
+    an lse-only model trained from scratch without boxes: it sat at the label priors either way.)
+    """
     local = nn.Conv2d(channels, labels, 1)
     nn.init.normal_(local.weight, std=0.01)
     if local.bias is not None:

@@ -100,6 +100,13 @@ def _split(
     ), notes
 
 
+def resolved_pool(pool: str, box_labels: tuple[str, ...]) -> str:
+    """``auto`` -> lse where box labels train the class maps, avg+lse without boxes (see TrainConfig.pool)."""
+    if pool != "auto":
+        return pool
+    return "lse" if box_labels else "avg+lse"
+
+
 def prepare_data(config: TrainConfig, split: pd.DataFrame | None = None) -> TrainData:
     """Tables + conversion -> datasets; every problem is found here, before anything is written."""
     tables = load_tables(config.tables)
@@ -129,7 +136,7 @@ def prepare_data(config: TrainConfig, split: pd.DataFrame | None = None) -> Trai
         config.image_size,
         config.fpn_channels,
         config.head_convs,
-        config.pool,
+        resolved_pool(config.pool, box_labels),
         config.map_stride,
     )
     datasets: list[CxrDataset | None] = []
