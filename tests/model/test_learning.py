@@ -1,15 +1,17 @@
 """The issue's learning acceptance on a phantom VinDr-CXR (1,000 images, 30% test), from scratch on CPU.
 
 Slow (two trainings, each of at most 10 min on a quiet 2-core machine, far longer under load): skipped unless
-selected; ``./run test -m slow tests/model/test_learning.py -s`` runs it and prints the figures. Thresholds:
-macro AUROC >= 0.80 over the local labels with >= 20 test positives, Cardiomegaly and Nodule/Mass >= 0.95,
-mAP@0.4 >= 0.20 (challenge classes, No finding included); a second model trained without boxes must place
-CAM boxes with T(IoBB > 0.5) >= 0.5 for Cardiomegaly and Nodule/Mass.
+selected; ``./run test -m slow -n 0 tests/model/test_learning.py -s`` runs it and prints the figures (a
+failed assertion names them too). Thresholds: macro AUROC >= 0.80 over the local labels with >= 20 test
+positives, Cardiomegaly and Nodule/Mass >= 0.95, mAP@0.4 >= 0.20 (challenge classes, No finding included); a
+second model trained without boxes must place CAM boxes with T(IoBB > 0.5) >= 0.5 for Cardiomegaly and
+Nodule/Mass.
 
-A 30% test split of 1,000 images holds 26 Nodule/Mass images. Measured on a quiet machine (load 1.4-2.0):
-the boxed model (224 px, 14 epochs, 2 threads) 6.5 min wall, macro AUROC 0.93, Cardiomegaly 1.00,
-Nodule/Mass 0.88, mAP@0.4 0.49; the model without boxes (avg+lse pooling, 256 px, 12 epochs) 6.4 min wall,
-CAM T(IoBB > 0.5) Cardiomegaly 0.93, Nodule/Mass 0.00: the test fails on Nodule/Mass.
+A 30% test split of 1,000 images holds 26 Nodule/Mass images. Measured on a quiet machine (load 1.8-2.0), on
+the defaults (``--pool auto``, class maps at stride 4): the boxed model (224 px, 14 epochs, 2 threads)
+7.2 min wall, macro AUROC 0.95, Cardiomegaly 0.96, Nodule/Mass 0.92, mAP@0.4 0.50; the model without boxes
+(avg+lse, 256 px, 12 epochs) 6.8 min wall, CAM T(IoBB > 0.5) Cardiomegaly 0.95, Nodule/Mass 0.00: the test
+fails on Nodule/Mass. (The boxed model's own class maps, trained on the boxes, reach 0.82 for Nodule/Mass.)
 The model without boxes trains without augmentation: with it (and lr 2e-3), classification alone from
 scratch did not leave the label priors in 10 epochs.
 """
@@ -60,18 +62,21 @@ def test_learns_the_phantom(tmp_path: Path, request: pytest.FixtureRequest) -> N
     auroc = boxed.scores["auroc"].table.set_index("label")
     macro, used = local_macro(boxed.scores["auroc"], list(VINDR.local), min_positives=20)
     map40 = boxed.scores["map40"].mean
-    print(
+    figures = (
         f"macro AUROC {macro:.3f} over {', '.join(used)}; "
         f"Cardiomegaly {auroc.at['Cardiomegaly', 'auroc']:.3f}, "
         f"Nodule/Mass {auroc.at['Nodule/Mass', 'auroc']:.3f}; mAP@0.4 {map40:.3f}"
     )
+    print(figures)
     weak = _train_and_evaluate(data, tmp_path / "no-boxes", **WEAK)
     iobb = weak.scores["iobb"].table.set_index("label")["T=0.5"]
-    print(
-        f"CAM T(IoBB > 0.5) without boxes: Cardiomegaly {iobb['Cardiomegaly']:.2f}, "
+    figures += (
+        f"; CAM T(IoBB > 0.5) without boxes: Cardiomegaly {iobb['Cardiomegaly']:.2f}, "
         f"Nodule/Mass {iobb['Nodule/Mass']:.2f}"
     )
-    assert macro >= 0.80
-    assert auroc.at["Cardiomegaly", "auroc"] >= 0.95 and auroc.at["Nodule/Mass", "auroc"] >= 0.95
-    assert map40 >= 0.20
-    assert iobb["Cardiomegaly"] >= 0.5 and iobb["Nodule/Mass"] >= 0.5
+    print(figures)
+    assert macro >= 0.80, figures
+    assert auroc.at["Cardiomegaly", "auroc"] >= 0.95, figures
+    assert auroc.at["Nodule/Mass", "auroc"] >= 0.95, figures
+    assert map40 >= 0.20, figures
+    assert iobb["Cardiomegaly"] >= 0.5 and iobb["Nodule/Mass"] >= 0.5, figures
