@@ -440,3 +440,29 @@ def test_cam_cells_sit_on_the_input_pixels_their_convolutions_centre_on() -> Non
         resized = torch.nn.functional.interpolate(one, size=(256, 256), mode="bilinear")[0, 0]
         shifted = divmod(int(resized.argmax()), 256)
         assert shifted[0] - centre[0] >= stride / 2 - 2.5  # what the resize got wrong
+
+
+def test_a_run_saved_before_map_stride_and_aligned_pyramid_resumes_as_it_was(
+    model_data: ModelData, tmp_path: Path
+) -> None:
+    """A checkpoint and config.json written before ``map_stride`` / ``fpn_upsample`` existed (an avg run,
+    nearest-neighbour pyramid) resume with the network they were trained with, not today's defaults."""
+    from cxrlab.model.checkpoint import load_checkpoint, save_checkpoint
+    from cxrlab.model.config import CONFIG_FILE
+    from cxrlab.model.train import read_run_config, train
+
+    run = tmp_path / "run"
+    train(tiny_config(model_data, run, epochs=1, pool="avg", augment=False))
+    state = load_checkpoint(run / "last.pt")
+    del state["spec"]["map_stride"], state["spec"]["fpn_upsample"]
+    del state["config"]["map_stride"]
+    save_checkpoint(run / "last.pt", state)
+    config = json.loads((run / CONFIG_FILE).read_text())
+    del config["map_stride"]
+    (run / CONFIG_FILE).write_text(json.dumps(config))
+    resumed = read_run_config(run)
+    resumed.epochs = 2
+    result = train(resumed, resume=True)
+    assert len(result.history) == 2
+    spec = load_checkpoint(run / "last.pt")["spec"]
+    assert spec["fpn_upsample"] == "nearest" and spec["map_stride"] == 8

@@ -74,7 +74,10 @@ def check_spec(found: NetworkSpec, expected: NetworkSpec, where: str | Path) -> 
             f"{where}: the checkpoint was trained on another label set "
             f"({len(found.labels)} labels vs {len(expected.labels)}; {detail or 'other order'})"
         )
-    for name in ("box_labels", "arch", "image_size", "fpn_channels", "head_convs", "pool", "map_stride"):
+    compared = ["box_labels", "arch", "image_size", "fpn_channels", "head_convs", "pool"]
+    if "lse" in found.pool:
+        compared.append("map_stride")  # without lse there are no class maps: the stride changes nothing
+    for name in compared:
         if getattr(found, name) != getattr(expected, name):
             raise CxrlabError(
                 f"{where}: the checkpoint's {name} is {getattr(found, name)!r}, "

@@ -256,7 +256,8 @@ def _begin(config: TrainConfig, resume: bool) -> tuple[TrainData, dict[str, Any]
     if state is not None:
         found = NetworkSpec.from_dict(state["spec"])
         check_spec(found, data.spec, run / LAST)
-        data.spec = replace(data.spec, fpn_upsample=found.fpn_upsample)  # a run keeps its network
+        # a run keeps its network (settings that did not exist or did not matter when it started)
+        data.spec = replace(data.spec, fpn_upsample=found.fpn_upsample, map_stride=found.map_stride)
     return data, state
 
 
