@@ -43,7 +43,7 @@ from cxrlab.model.scale import Runtime, start_runtime, stop_runtime
 from cxrlab.tables import load_tables
 from cxrlab.taxonomy import NO_FINDING
 
-__all__ = ["SPLIT_FILE", "TrainData", "TrainResult", "prepare_data", "train"]
+__all__ = ["SPLIT_FILE", "TrainData", "TrainResult", "prepare_data", "resolved_pool", "train"]
 
 SPLIT_FILE = "split.parquet"
 StepHook = Callable[[int, int, torch.nn.Module], None]
