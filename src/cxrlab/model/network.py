@@ -289,7 +289,7 @@ class CxrNet(nn.Module):
             if "lse" in parts
             else None
         )
-        self.box_columns = [spec.labels.index(label) for label in spec.box_labels if label in spec.labels]
+        self.box_columns = [spec.labels.index(label) for label in spec.box_labels]  # box labels are labels
         self.register_buffer("mean", torch.tensor(GREY_MEAN).view(1, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(GREY_STD).view(1, 1, 1, 1), persistent=False)
 
@@ -351,7 +351,7 @@ class CxrNet(nn.Module):
     def map_loss(self, images: Tensor, out: dict[str, Any], targets: list[dict[str, Tensor]]) -> Tensor:
         """With log-sum-exp pooling, the box labels' class maps trained on the boxes' cells
         (:mod:`cxrlab.model.boxmaps`); zero without them."""
-        if self.local is None or len(self.box_columns) != len(self.spec.box_labels):
+        if self.local is None:
             return out["logits"].new_zeros(())
         maps = out["local_maps"][:, self.box_columns]
         return box_map_loss(maps, targets, images.shape[-1] / maps.shape[-1])
