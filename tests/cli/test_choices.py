@@ -70,6 +70,16 @@ CASES: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
         "--checkpoint",
         _allowed("cxrlab.model.checkpoint", "CHECKPOINTS"),
     ),
+    (
+        "predict R S --out O --cam-method BAD",
+        "--cam-method",
+        _allowed("cxrlab.model.predict", "CAM_METHODS"),
+    ),
+    (
+        "evaluate R T --images S --out O --cam-method BAD",
+        "--cam-method",
+        _allowed("cxrlab.model.predict", "CAM_METHODS"),
+    ),
     ("annotate user add R1 --role BAD --db D.db", "--role", _allowed("cxrlab.annotate.models", "ROLES")),
 ]
 

@@ -18,6 +18,10 @@ from cxrlab.params import check_choice
 if TYPE_CHECKING:
     from cxrlab.model.config import TrainConfig
 
+CAM_METHOD_HELP = (
+    "Where CAM boxes come from: auto (gradient maps for an average-pooled classifier, else its class "
+    "maps), cam (the class maps) or gradient (Grad-CAM x LayerCAM)."
+)
 TRAIN_SETTINGS = (
     "epochs",
     "batch_size",
@@ -168,14 +172,16 @@ def predict_cmd(
     cam_core: Annotated[
         float, typer.Option(help="CAM box: the part of a region above this share of its peak.")
     ] = 0.9,
+    cam_method: Annotated[str, typer.Option(help=CAM_METHOD_HELP)] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
 ) -> None:
     """Predict every image: a findings table (reader = run name) with probabilities, boxes, CAM boxes."""
     from cxrlab.metrics.submission import make_submission, write_submission
     from cxrlab.model.checkpoint import CHECKPOINTS
-    from cxrlab.model.predict import FINDINGS_OUT, SUBMISSION_OUT, predict, submission_rows
+    from cxrlab.model.predict import CAM_METHODS, FINDINGS_OUT, SUBMISSION_OUT, predict, submission_rows
 
     check_choice(checkpoint, CHECKPOINTS, "--checkpoint")
+    check_choice(cam_method, CAM_METHODS, "--cam-method")
     result = predict(
         run,
         images,
@@ -183,6 +189,7 @@ def predict_cmd(
         checkpoint=checkpoint,
         cam_threshold=cam_threshold,
         cam_core=cam_core,
+        cam_method=cam_method,
         batch_size=batch_size,
         progress=True,
     )
@@ -207,14 +214,17 @@ def evaluate_cmd(
     split: Annotated[str, typer.Option(help="Split to evaluate ('all' for every image).")] = "test",
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the AUROC CIs.")] = 1000,
+    cam_method: Annotated[str, typer.Option(help=CAM_METHOD_HELP)] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Predict a split and score it: AUROC with CIs, mAP@0.4 (challenge), T(IoBB) of the CAM boxes."""
     from cxrlab.cli.score import print_score
     from cxrlab.model.checkpoint import CHECKPOINTS
     from cxrlab.model.evaluate import evaluate
+    from cxrlab.model.predict import CAM_METHODS
 
     check_choice(checkpoint, CHECKPOINTS, "--checkpoint")
+    check_choice(cam_method, CAM_METHODS, "--cam-method")
 
     result = evaluate(
         run,
@@ -224,6 +234,7 @@ def evaluate_cmd(
         split=None if split == "all" else split,
         checkpoint=checkpoint,
         n_boot=n_boot,
+        cam_method=cam_method,
         progress=True,
     )
     if json_out:

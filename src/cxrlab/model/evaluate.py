@@ -60,6 +60,7 @@ def evaluate(
     seed: int = 0,
     cam_threshold: float = 0.5,
     cam_core: float = CamSettings.core,
+    cam_method: str = CamSettings.method,
     batch_size: int = 16,
     progress: bool = False,
 ) -> Evaluation:
@@ -79,6 +80,7 @@ def evaluate(
         checkpoint=checkpoint,
         cam_threshold=cam_threshold,
         cam_core=cam_core,
+        cam_method=cam_method,
         batch_size=batch_size,
         progress=progress,
     )

@@ -37,7 +37,7 @@ from cxrlab.progress import track
 from cxrlab.tables import BOX_COLUMNS, FINDING_COLUMNS, has_box, write_parquet
 from cxrlab.taxonomy import NO_FINDING, get_label_set
 
-__all__ = ["PredictResult", "localizable_labels", "predict", "submission_rows"]
+__all__ = ["CAM_METHODS", "CamSettings", "PredictResult", "localizable_labels", "predict", "submission_rows"]
 
 FINDINGS_OUT = "findings.parquet"
 SUBMISSION_OUT = "submission.csv"
@@ -91,6 +91,16 @@ def _to_original(files: ImageFiles, ids: list[str], boxes: np.ndarray, size: int
     return out
 
 
+CAM_METHODS: dict[str, str] = {
+    "auto": "gradient maps for a network with an average-pooled classifier, its class maps otherwise",
+    "cam": "the network's class maps (the average-pooled classifier's CAM, the log-sum-exp class maps)",
+    "gradient": "Grad-CAM at stride 16 times LayerCAM at stride 8 (cxrlab.model.cam.gradient_cam)",
+}
+"""Where CAM boxes come from (``--cam-method``). ``auto`` keeps the class maps that boxes trained (lse
+pooling) and takes gradient maps where the only map is the average-pooled classifier's, whose stride-32
+cells are too coarse for a nodule."""
+
+
 @dataclass(frozen=True)
 class CamSettings:
     """How CAM maps become boxes (see :func:`cxrlab.model.cam.region_boxes`). ``core`` 0.9 was chosen on 300
@@ -101,10 +111,18 @@ class CamSettings:
     threshold: float = 0.5
     core: float = 0.9
     max_regions: int = 3
+    method: str = "auto"
+    """One of :data:`CAM_METHODS`."""
+
+    def uses_gradients(self, model: CxrNet) -> bool:
+        if self.method == "auto":
+            return model.classifier is not None
+        return self.method == "gradient"
 
 
 def _cam_frame(
     model: CxrNet,
+    images: torch.Tensor,
     out: dict[str, Any],
     batch_ids: list[str],
     probs: np.ndarray,
@@ -112,7 +130,11 @@ def _cam_frame(
     cam: CamSettings,
 ) -> pd.DataFrame:
     """CAM boxes, each scored by its label's probability times its region's peak share."""
-    maps = model.class_maps(out, cam_labels, model.spec.image_size)
+    size = model.spec.image_size
+    if cam.uses_gradients(model):
+        maps = model.gradient_maps(images, cam_labels, size)
+    else:
+        maps = model.class_maps(out, cam_labels, size)
     found = cam_boxes(maps, cam.threshold, cam.core, cam.max_regions)
     label_index = np.asarray(cam_labels)[found.label]
     frame = pd.DataFrame(
@@ -154,7 +176,7 @@ def _run(
             )
         )
         if cam_labels:
-            frames.append(_cam_frame(model, out, batch_ids, probs, cam_labels, cam))
+            frames.append(_cam_frame(model, batch["image"], out, batch_ids, probs, cam_labels, cam))
         if model.detects:
             for image_id, det in zip(batch_ids, model.detections(batch["image"], out), strict=True):
                 frame = pd.DataFrame(
@@ -180,9 +202,11 @@ def predict(
     batch_size: int = 16,
     cam_threshold: float = 0.5,
     cam_core: float = CamSettings.core,
+    cam_method: str = CamSettings.method,
     progress: bool = False,
 ) -> PredictResult:
     """Predict every image of ``images`` (or those of ``image_ids``) with the run's checkpoint."""
+    check_choice(cam_method, CAM_METHODS, "cam_method")
     run = Path(run)
     config = read_run_config(run)
     model, _ = load_model(run / CHECKPOINTS[check_choice(checkpoint, CHECKPOINTS, "checkpoint")])
@@ -196,7 +220,8 @@ def predict(
     data = CxrDataset(empty, files, model.spec.image_size)
     cam = [model.spec.labels.index(x) for x in localizable_labels(model.spec.labels, config.labels)]
     findings = pd.concat(
-        _run(model, data, cam, batch_size, CamSettings(cam_threshold, cam_core), progress), ignore_index=True
+        _run(model, data, cam, batch_size, CamSettings(cam_threshold, cam_core, method=cam_method), progress),
+        ignore_index=True,
     )
     for column in BOX_COLUMNS:
         if column not in findings.columns:
