@@ -1,5 +1,5 @@
-"""Gradient class maps (Grad-CAM at stride 16 times LayerCAM at stride 8): each part against its definition,
-the network's maps against a reference computed another way, and the choice of maps per network."""
+"""CAM sharpened by LayerCAM at stride 8: LayerCAM against its definition, the network's sharpened maps
+against a reference computed another way, and the choice of maps per network."""
 
 from __future__ import annotations
 
@@ -18,58 +18,41 @@ def _features_and_grads(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return features.detach(), grads
 
 
-def test_grad_cam_and_layer_cam_follow_their_definitions_location_by_location() -> None:
-    from cxrlab.model.cam import grad_cam, layer_cam
+def test_layer_cam_follows_its_definition_location_by_location() -> None:
+    from cxrlab.model.cam import layer_cam
 
     features, grads = _features_and_grads(0)
     f, g = features.double().numpy(), grads.double().numpy()
-    expected_grad = np.zeros((2, 4, 6))
-    expected_layer = np.zeros((2, 4, 6))
+    expected = np.zeros((2, 4, 6))
     for b in range(2):
-        alpha = g[b].mean(axis=(1, 2))  # one weight per channel: its gradient averaged over the map
         for y in range(4):
             for x in range(6):
-                expected_grad[b, y, x] = max(0.0, float(np.dot(alpha, f[b, :, y, x])))
-                expected_layer[b, y, x] = max(0.0, float(np.dot(np.maximum(g[b, :, y, x], 0), f[b, :, y, x])))
-    np.testing.assert_allclose(grad_cam(features, grads).numpy(), expected_grad, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer_cam(features, grads).numpy(), expected_layer, rtol=1e-5, atol=1e-6)
-    assert (expected_grad > 0).any() and (expected_grad == 0).any()  # the rectification mattered
+                expected[b, y, x] = max(0.0, float(np.dot(np.maximum(g[b, :, y, x], 0), f[b, :, y, x])))
+    np.testing.assert_allclose(layer_cam(features, grads).numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert (expected > 0).any() and (expected == 0).any()  # both rectifications mattered
+    assert (g < 0).any()
 
 
-def test_grad_cam_of_an_average_pooled_linear_classifier_is_its_rectified_cam() -> None:
-    """The gradient of ``w . mean(F)`` is ``w / (h * w)`` everywhere: Grad-CAM is the CAM, rectified."""
-    from cxrlab.model.cam import activation_maps, grad_cam
+def test_sharpen_multiplies_both_maps_each_scaled_to_its_range() -> None:
+    from cxrlab.model.cam import sharpen
 
-    torch.manual_seed(1)
-    features = torch.randn(3, 8, 5, 5, requires_grad=True)
-    weight = torch.randn(2, 8)
-    logits = features.mean(dim=(2, 3)) @ weight.T
-    (grads,) = torch.autograd.grad(logits[:, 1].sum(), features)
-    cam = activation_maps((features.detach(),), weight, [1], 5)[:, 0]
-    assert torch.allclose(grad_cam(features.detach(), grads) * 25, torch.relu(cam), atol=1e-5)
-
-
-def test_gradient_cam_is_the_product_of_both_maps_each_scaled_to_its_range() -> None:
-    from cxrlab.model.cam import grad_cam, gradient_cam, layer_cam, to_input
-
-    coarse, coarse_grads = _features_and_grads(2)
-    fine, fine_grads = _features_and_grads(3)
-    maps = gradient_cam(coarse, coarse_grads, fine, fine_grads, 24)
-    assert maps.shape == (2, 24, 24)
+    torch.manual_seed(3)
+    maps, fine = torch.randn(2, 3, 8, 8) * 5 + 2, torch.rand(2, 3, 8, 8) * 0.1
+    out = sharpen(maps, fine)
     for b in range(2):
-        parts = []
-        for m in (grad_cam(coarse, coarse_grads), layer_cam(fine, fine_grads)):
-            up = to_input(m[:, None], 24)[b, 0]
-            parts.append((up - up.min()) / (up.max() - up.min()))
-        assert torch.allclose(maps[b], parts[0] * parts[1], atol=1e-6)
-    assert float(maps.min()) >= 0 and float(maps.max()) <= 1 + 1e-6
+        for k in range(3):
+            m, f = maps[b, k], fine[b, k]
+            expected = (m - m.min()) / (m.max() - m.min()) * (f - f.min()) / (f.max() - f.min())
+            assert torch.allclose(out[b, k], expected, atol=1e-6)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1 + 1e-6
+    assert torch.equal(sharpen(torch.ones(1, 1, 8, 8), fine[:1, :1]), torch.zeros(1, 1, 8, 8))  # flat map
 
 
 @pytest.mark.parametrize("pool", ["avg", "avg+lse"])
-def test_network_gradient_maps_match_a_backward_pass_per_image(pool: str) -> None:
-    """``gradient_maps`` (a batch, one ``autograd.grad`` per label, under ``no_grad``) against each image
+def test_sharpened_maps_match_a_backward_pass_per_image(pool: str) -> None:
+    """``sharpened_maps`` (a batch, one ``autograd.grad`` per label, under ``no_grad``) against each image
     alone with ``backward`` and retained gradients; it leaves no parameter gradient and no hook behind."""
-    from cxrlab.model.cam import gradient_cam
+    from cxrlab.model.cam import layer_cam, sharpen, to_input
     from cxrlab.model.data import model_labels
     from cxrlab.model.network import CxrNet, NetworkSpec
 
@@ -79,10 +62,12 @@ def test_network_gradient_maps_match_a_backward_pass_per_image(pool: str) -> Non
     images = torch.rand(2, 1, 64, 64)
     chosen = [labels.index("Nodule/Mass"), labels.index("Cardiomegaly")]
     with torch.no_grad():
-        maps = model.gradient_maps(images, chosen, 64)
+        maps = model.sharpened_maps(images, chosen, 64)
+        plain = model.class_maps(model(images), chosen, 64)
     assert maps.shape == (2, 2, 64, 64)
     peaks = maps.flatten(2).amax(dim=2)
     assert (peaks > 0.2).all() and (peaks <= 1 + 1e-6).all(), peaks  # no map is flat
+    assert not torch.allclose(maps, sharpen(plain, torch.ones_like(plain) + plain), atol=1e-3)
     assert all(p.grad is None for p in model.parameters())
     assert not model.detector.backbone.body._forward_hooks
     levels: dict[str, torch.Tensor] = {}
@@ -91,16 +76,17 @@ def test_network_gradient_maps_match_a_backward_pass_per_image(pool: str) -> Non
         for j, k in enumerate(chosen):
             levels.clear()
             out = model(images[b : b + 1])
-            for level in levels.values():
-                level.retain_grad()
+            levels["c3"].retain_grad()
             out["logits"][0, k].backward()
-            c3, c4 = levels["c3"], levels["c4"]
-            expected = gradient_cam(c4.detach(), c4.grad, c3.detach(), c3.grad, 64)[0]  # type: ignore[arg-type]
+            c3 = levels["c3"]
+            assert c3.grad is not None
+            fine = to_input(layer_cam(c3.detach(), c3.grad)[:, None], 64)
+            expected = sharpen(plain[b : b + 1, j : j + 1], fine)[0, 0]
             assert torch.allclose(maps[b, j], expected, atol=1e-4), (b, k)
-    assert model.gradient_maps(images, [], 64).shape == (2, 0, 64, 64)
+    assert model.sharpened_maps(images, [], 64).shape == (2, 0, 64, 64)
 
 
-def test_auto_takes_gradient_maps_where_an_average_pooled_classifier_is_the_only_map() -> None:
+def test_auto_sharpens_where_an_average_pooled_classifier_is_the_only_map() -> None:
     from cxrlab.errors import ParameterError
     from cxrlab.model.data import model_labels
     from cxrlab.model.network import CxrNet, NetworkSpec
@@ -108,9 +94,9 @@ def test_auto_takes_gradient_maps_where_an_average_pooled_classifier_is_the_only
 
     _, labels, boxes = model_labels("vindr")
     nets = {pool: CxrNet(NetworkSpec("resnet18", labels, boxes, 64, pool=pool)) for pool in ("avg", "lse")}
-    assert CamSettings().uses_gradients(nets["avg"])
-    assert not CamSettings().uses_gradients(nets["lse"])  # its class maps are trained on the boxes
-    assert not CamSettings(method="cam").uses_gradients(nets["avg"])
-    assert CamSettings(method="gradient").uses_gradients(nets["lse"])
-    with pytest.raises(ParameterError, match="cam_method must be one of auto, cam, gradient"):
-        predict("no-such-run", "no-such-images", cam_method="grad")
+    assert CamSettings().sharpens(nets["avg"])
+    assert not CamSettings().sharpens(nets["lse"])  # its class maps are trained on the boxes
+    assert not CamSettings(method="cam").sharpens(nets["avg"])
+    assert CamSettings(method="layercam").sharpens(nets["lse"])
+    with pytest.raises(ParameterError, match="cam_method must be one of auto, cam, layercam"):
+        predict("no-such-run", "no-such-images", cam_method="gradient")

@@ -468,11 +468,11 @@ def test_a_run_saved_before_map_stride_and_aligned_pyramid_resumes_as_it_was(
     assert spec["fpn_upsample"] == "nearest" and spec["map_stride"] == 8
 
 
-def test_pool_auto_is_lse_with_boxes_and_avg_plus_lse_without(model_data: ModelData, tmp_path: Path) -> None:
+def test_pool_auto_is_lse_with_boxes_and_avg_without(model_data: ModelData, tmp_path: Path) -> None:
     from cxrlab.model.train import prepare_data
 
     boxed = prepare_data(tiny_config(model_data, tmp_path / "a"))
     weak = prepare_data(tiny_config(model_data, tmp_path / "b", boxes=False))
-    chosen = prepare_data(tiny_config(model_data, tmp_path / "c", pool="avg"))
-    assert (boxed.spec.pool, weak.spec.pool, chosen.spec.pool) == ("lse", "avg+lse", "avg")
+    chosen = prepare_data(tiny_config(model_data, tmp_path / "c", pool="avg+lse"))
+    assert (boxed.spec.pool, weak.spec.pool, chosen.spec.pool) == ("lse", "avg", "avg+lse")
     assert boxed.spec.map_stride == 4 and boxed.spec.fpn_upsample == "aligned"

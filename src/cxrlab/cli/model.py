@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from cxrlab.model.config import TrainConfig
 
 CAM_METHOD_HELP = (
-    "Where CAM boxes come from: auto (gradient maps for an average-pooled classifier, else its class "
-    "maps), cam (the class maps) or gradient (Grad-CAM x LayerCAM)."
+    "Where CAM boxes come from: auto (layercam for an average-pooled classifier, else cam), cam (the "
+    "network's class maps) or layercam (the class maps sharpened by LayerCAM at stride 8)."
 )
 TRAIN_SETTINGS = (
     "epochs",
@@ -92,7 +92,7 @@ def train_cmd(
     pool: Annotated[
         str | None,
         typer.Option(
-            help="Classifier pooling: auto (default: lse with boxes, avg+lse without), lse (per-location "
+            help="Classifier pooling: auto (default: lse with boxes, avg without), lse (per-location "
             "class maps, log-sum-exp; trained on the boxes where they exist), avg (average-pooled linear "
             "layer) or avg+lse (both)."
         ),

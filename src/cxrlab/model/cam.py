@@ -10,9 +10,9 @@ second nodule gets its own; ``core`` tightens each box to the part of its region
 (T(IoBB) divides by the predicted box's area: a box wider than the finding loses).
 
 A map's peak can only sit on a cell centre (bilinear interpolation peaks there): a stride-32 CAM puts its
-box on a 32-px grid, which a nodule of 6-14 px rarely holds. :func:`gradient_cam` places it finer, from the
-gradients of the logit: Grad-CAM at stride 16 says where the label's evidence is, LayerCAM at stride 8
-sharpens it to the cells whose own features carry it.
+box on a 32-px grid, which a nodule of 6-14 px rarely holds. :func:`sharpen` places it finer: the class map
+says where the label's evidence is, LayerCAM at stride 8 (from the gradients of the logit) which cells' own
+features carry it.
 """
 
 from __future__ import annotations
@@ -29,10 +29,9 @@ __all__ = [
     "CamBoxes",
     "activation_maps",
     "cam_boxes",
-    "grad_cam",
-    "gradient_cam",
     "layer_cam",
     "region_boxes",
+    "sharpen",
     "to_input",
 ]
 
@@ -75,33 +74,26 @@ def activation_maps(features: tuple[Tensor, ...], weight: Tensor, labels: list[i
     return total
 
 
-def grad_cam(features: Tensor, grads: Tensor) -> Tensor:
-    """Grad-CAM (Selvaraju et al. 2017): features (B, C, h, w) weighted by the mean over the map of their
-    channel's gradient (of one logit per image), summed over the channels and rectified -> (B, h, w)."""
-    return torch.relu((grads.mean(dim=(2, 3), keepdim=True) * features).sum(dim=1))
-
-
 def layer_cam(features: Tensor, grads: Tensor) -> Tensor:
-    """LayerCAM (Jiang et al. 2021): every location's features weighted by their own positive gradient ->
-    (B, h, w). On a fine level, where one weight per channel (Grad-CAM) lights every similar texture, the
-    per-location weights keep the map on what the logit depends on."""
+    """LayerCAM (Jiang et al. 2021): features (B, C, h, w), every location's weighted by their own positive
+    gradient (of one logit per image), summed over the channels -> (B, h, w). On a fine level, where one
+    weight per channel (Grad-CAM) lights every similar texture, the per-location weights keep the map on
+    what the logit depends on."""
     return torch.relu((torch.relu(grads) * features).sum(dim=1))
 
 
 def _unit_range(maps: Tensor) -> Tensor:
-    """(B, h, w) maps scaled to [0, 1] by their own range (a flat map becomes zero)."""
-    flat = maps.flatten(1)
-    low, high = flat.amin(dim=1)[:, None, None], flat.amax(dim=1)[:, None, None]
+    """(B, L, h, w) maps, each scaled to [0, 1] by its own range (a flat map becomes zero)."""
+    flat = maps.flatten(2)
+    low, high = flat.amin(dim=2)[..., None, None], flat.amax(dim=2)[..., None, None]
     return (maps - low) / (high - low).clamp_min(1e-12)
 
 
-def gradient_cam(coarse: Tensor, coarse_grads: Tensor, fine: Tensor, fine_grads: Tensor, size: int) -> Tensor:
-    """(B, size, size): Grad-CAM of the ``coarse`` level times LayerCAM of the ``fine`` one, each brought
-    to the input (:func:`to_input`) and scaled to [0, 1] by its range. The coarse map chooses the regions,
-    the fine one places the peak within them."""
-    where = to_input(grad_cam(coarse, coarse_grads)[:, None], size)[:, 0]
-    sharp = to_input(layer_cam(fine, fine_grads)[:, None], size)[:, 0]
-    return _unit_range(where) * _unit_range(sharp)
+def sharpen(maps: Tensor, fine: Tensor) -> Tensor:
+    """Class maps (B, L, H, W) times fine maps of the same shape (LayerCAM brought to the input), each scaled
+    to [0, 1] by its own range: the class map chooses the regions, the fine one places the peak within
+    them."""
+    return _unit_range(maps) * _unit_range(fine)
 
 
 @dataclass

@@ -50,7 +50,8 @@ class TrainConfig:
     pool: str = "auto"
     """The classifier's pooling (``cxrlab.model.network.POOL_CHOICES``): auto, avg, lse or avg+lse. ``auto``
     is lse with boxes (the box labels' class maps trained on the boxes: macro AUROC 0.95 vs 0.93 for avg on a
-    phantom VinDr-CXR) and avg+lse without (lse alone sat at the label priors from scratch)."""
+    phantom VinDr-CXR) and avg without (lse alone sat at the label priors from scratch; the CAM boxes of
+    an avg network come from its class maps sharpened by LayerCAM, ``cxrlab.model.predict.CAM_METHODS``)."""
     map_stride: int = 4
     """The stride of the class maps that lse pooling reads: 8 (P3) or 4 (P2, added for them)."""
     best_metric: str = "val_auroc"

@@ -37,7 +37,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.model.boxmaps import PRIOR, box_map_loss
-from cxrlab.model.cam import activation_maps, gradient_cam, to_input
+from cxrlab.model.cam import activation_maps, layer_cam, sharpen, to_input
 from cxrlab.params import check_choice
 
 __all__ = [
@@ -83,7 +83,7 @@ POOLINGS: dict[str, str] = {
 }
 """The classifier's poolings a network is built with."""
 POOL_CHOICES: dict[str, str] = {
-    "auto": "lse where boxes train the class maps, avg+lse without boxes (lse alone did not learn from "
+    "auto": "lse where boxes train the class maps, avg without boxes (lse alone did not learn from "
     "scratch without them)",
     **POOLINGS,
 }
@@ -335,27 +335,27 @@ class CxrNet(nn.Module):
             maps.append(to_input(out["local_maps"][:, labels], size))
         return maps[0] if len(maps) == 1 else maps[0] + maps[1]
 
-    def gradient_maps(self, images: Tensor, labels: list[int], size: int) -> Tensor:
-        """Gradient class maps of ``labels`` (B, len(labels), size, size): Grad-CAM at stride 16 times
-        LayerCAM at stride 8 (:func:`cxrlab.model.cam.gradient_cam`), one backward pass per label from its
-        logit to those two levels. They place a small finding where the average-pooled classifier's CAM
-        (stride 32) cannot; works in eval mode, with or without ``torch.no_grad`` around it."""
+    def sharpened_maps(self, images: Tensor, labels: list[int], size: int) -> Tensor:
+        """The class maps of ``labels`` sharpened by LayerCAM at stride 8 (:func:`cxrlab.model.cam.sharpen`)
+        -> (B, len(labels), size, size), one backward pass per label from its logit to C3. They place a
+        small finding where the average-pooled classifier's CAM (stride 32) cannot. Works in eval mode,
+        inside ``torch.no_grad`` or not, and leaves no parameter gradient."""
         if not labels:
             return images.new_zeros(images.shape[0], 0, size, size)
         levels: dict[str, Tensor] = {}
         hook = self.detector.backbone.body.register_forward_hook(lambda _m, _i, out: levels.update(out))
         try:
             with torch.enable_grad():
-                logits = self(images.detach().requires_grad_(True))["logits"]
-                maps = []
+                out = self(images.detach().requires_grad_(True))
+                fine = []
                 for k in labels:
-                    fine, coarse = torch.autograd.grad(
-                        logits[:, k].sum(), (levels["c3"], levels["c4"]), retain_graph=True
-                    )
-                    maps.append(gradient_cam(levels["c4"], coarse, levels["c3"], fine, size).detach())
+                    (grads,) = torch.autograd.grad(out["logits"][:, k].sum(), levels["c3"], retain_graph=True)
+                    fine.append(layer_cam(levels["c3"].detach(), grads))
         finally:
             hook.remove()
-        return torch.stack(maps, dim=1)
+        with torch.no_grad():
+            maps = self.class_maps(out, labels, size)
+        return sharpen(maps.detach(), to_input(torch.stack(fine, dim=1), size))
 
     def _anchors(self, images: Tensor, levels: list[Tensor]) -> tuple[list[Tensor], list[int]]:
         sizes = [(int(images.shape[-2]), int(images.shape[-1]))] * images.shape[0]

@@ -92,12 +92,12 @@ def _to_original(files: ImageFiles, ids: list[str], boxes: np.ndarray, size: int
 
 
 CAM_METHODS: dict[str, str] = {
-    "auto": "gradient maps for a network with an average-pooled classifier, its class maps otherwise",
+    "auto": "layercam for a network with an average-pooled classifier, cam otherwise",
     "cam": "the network's class maps (the average-pooled classifier's CAM, the log-sum-exp class maps)",
-    "gradient": "Grad-CAM at stride 16 times LayerCAM at stride 8 (cxrlab.model.cam.gradient_cam)",
+    "layercam": "the class maps sharpened by LayerCAM at stride 8 (cxrlab.model.cam.sharpen)",
 }
 """Where CAM boxes come from (``--cam-method``). ``auto`` keeps the class maps that boxes trained (lse
-pooling) and takes gradient maps where the only map is the average-pooled classifier's, whose stride-32
+pooling) and sharpens the maps where the only map is the average-pooled classifier's, whose stride-32
 cells are too coarse for a nodule."""
 
 
@@ -114,10 +114,11 @@ class CamSettings:
     method: str = "auto"
     """One of :data:`CAM_METHODS`."""
 
-    def uses_gradients(self, model: CxrNet) -> bool:
+    def sharpens(self, model: CxrNet) -> bool:
+        """Whether ``model``'s CAM boxes come from sharpened maps (:meth:`CxrNet.sharpened_maps`)."""
         if self.method == "auto":
             return model.classifier is not None
-        return self.method == "gradient"
+        return self.method == "layercam"
 
 
 def _cam_frame(
@@ -131,8 +132,8 @@ def _cam_frame(
 ) -> pd.DataFrame:
     """CAM boxes, each scored by its label's probability times its region's peak share."""
     size = model.spec.image_size
-    if cam.uses_gradients(model):
-        maps = model.gradient_maps(images, cam_labels, size)
+    if cam.sharpens(model):
+        maps = model.sharpened_maps(images, cam_labels, size)
     else:
         maps = model.class_maps(out, cam_labels, size)
     found = cam_boxes(maps, cam.threshold, cam.core, cam.max_regions)

@@ -101,10 +101,10 @@ def _split(
 
 
 def resolved_pool(pool: str, box_labels: tuple[str, ...]) -> str:
-    """``auto`` -> lse where box labels train the class maps, avg+lse without boxes (see TrainConfig.pool)."""
+    """``auto`` -> lse where box labels train the class maps, avg without boxes (see TrainConfig.pool)."""
     if pool != "auto":
         return pool
-    return "lse" if box_labels else "avg+lse"
+    return "lse" if box_labels else "avg"
 
 
 def prepare_data(config: TrainConfig, split: pd.DataFrame | None = None) -> TrainData:
