@@ -3,6 +3,8 @@ against a reference computed another way, and the choice of maps per network."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -100,3 +102,26 @@ def test_auto_sharpens_where_an_average_pooled_classifier_is_the_only_map() -> N
     assert CamSettings(method="layercam").sharpens(nets["lse"])
     with pytest.raises(ParameterError, match="cam_method must be one of auto, cam, layercam"):
         predict("no-such-run", "no-such-images", cam_method="gradient")
+
+
+def test_a_run_without_boxes_predicts_sharpened_cam_boxes_and_says_so(tmp_path: Path) -> None:
+    """End to end: a tiny ``--no-boxes`` run (``auto`` = avg) predicts CAM boxes from sharpened maps, the
+    model card names them, and ``cam`` gives the plain class maps' boxes instead."""
+    from cxrlab.model.evaluate import evaluate
+    from cxrlab.model.predict import predict
+    from cxrlab.model.train import train
+
+    from .model_helpers import make_model_data, tiny_config
+
+    data = make_model_data(tmp_path / "data")
+    run = train(tiny_config(data, tmp_path / "run", epochs=1, boxes=False)).run
+    sharp = predict(run, data.converted, tmp_path / "sharp")
+    plain = predict(run, data.converted, tmp_path / "plain", cam_method="cam")
+    assert (sharp.cam_maps, plain.cam_maps) == ("class maps sharpened by LayerCAM", "class maps")
+    boxes = [p.findings[p.findings["source"] == "cam"] for p in (sharp, plain)]
+    assert len(boxes[0]) and len(boxes[1])
+    assert set(sharp.findings["source"]) == {"classifier", "cam"}  # no detector without boxes
+    columns = ["x_min", "y_min", "x_max", "y_max"]
+    assert not np.array_equal(boxes[0][columns].to_numpy(), boxes[1][columns].to_numpy())
+    evaluate(run, data.tables, data.converted, tmp_path / "eval", n_boot=20)
+    assert "boxes from the class maps sharpened by LayerCAM" in (run / "model_card.md").read_text()

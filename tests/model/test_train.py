@@ -191,7 +191,9 @@ def test_predict_and_evaluate_from_the_cli(
     scores = json.loads(evaluated.stdout)
     assert {"auroc", "map40", "iobb"} <= set(scores)
     assert 0 <= scores["map40"]["mAP"] <= 1
-    assert "Test metrics (`cxrlab evaluate`" in (run / "model_card.md").read_text()
+    card = (run / "model_card.md").read_text()
+    assert "Test metrics (`cxrlab evaluate`" in card
+    assert "CAM T(IoBB > 0.5), boxes from the class maps:" in card  # lse: its own maps, not sharpened
 
 
 def test_targets_majority_and_soft_follow_the_readers() -> None:

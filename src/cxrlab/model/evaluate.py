@@ -105,7 +105,7 @@ def evaluate(
     if truth is not None and len(cam) and truth.findings[["x_min"]].notna().any().item():
         scores["iobb"] = score_iobb(truth, Predictions(cam, "findings"))
     _write_scores(Path(out) / SCORES_OUT, scores, notes)
-    add_test_metrics(run, _card_lines(scores, split))
+    add_test_metrics(run, _card_lines(scores, split, pred.cam_maps))
     return Evaluation(pred, scores, notes)
 
 
@@ -123,7 +123,7 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-def _card_lines(scores: dict[str, MetricScore], split: str | None) -> list[str]:
+def _card_lines(scores: dict[str, MetricScore], split: str | None, cam_maps: str) -> list[str]:
     lines = [f"- Test metrics (`cxrlab evaluate`, split {split or 'all'}):"]
     if "auroc" in scores:
         s = scores["auroc"]
@@ -139,5 +139,5 @@ def _card_lines(scores: dict[str, MetricScore], split: str | None) -> list[str]:
     if "iobb" in scores:
         iobb = scores["iobb"].table.set_index("label")["T=0.5"]
         shown = ", ".join(f"{k} {v:.2f}" for k, v in iobb.dropna().items())
-        lines.append(f"  - CAM T(IoBB > 0.5): {shown}")
+        lines.append(f"  - CAM T(IoBB > 0.5), boxes from the {cam_maps}: {shown}")
     return lines

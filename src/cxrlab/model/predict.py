@@ -53,6 +53,8 @@ class PredictResult:
     """The run's detection classes."""
     out: Path | None = None
     notes: list[str] = field(default_factory=list)
+    cam_maps: str = "class maps"
+    """What the CAM boxes were cut from: ``class maps`` or ``class maps sharpened by LayerCAM``."""
 
 
 def localizable_labels(labels: tuple[str, ...], label_set: str) -> list[str]:
@@ -220,10 +222,8 @@ def predict(
     empty = Targets(ids, np.zeros((len(ids), len(model.spec.labels)), np.float32), {})
     data = CxrDataset(empty, files, model.spec.image_size)
     cam = [model.spec.labels.index(x) for x in localizable_labels(model.spec.labels, config.labels)]
-    findings = pd.concat(
-        _run(model, data, cam, batch_size, CamSettings(cam_threshold, cam_core, method=cam_method), progress),
-        ignore_index=True,
-    )
+    settings = CamSettings(cam_threshold, cam_core, method=cam_method)
+    findings = pd.concat(_run(model, data, cam, batch_size, settings, progress), ignore_index=True)
     for column in BOX_COLUMNS:
         if column not in findings.columns:
             findings[column] = np.nan
@@ -244,7 +244,8 @@ def predict(
             "height": np.rint(t["height"] / t["scale_y"]).to_numpy(),
         }
     )
-    result = PredictResult(findings, sizes, model.spec.box_labels, out)
+    maps = "class maps sharpened by LayerCAM" if settings.sharpens(model) else "class maps"
+    result = PredictResult(findings, sizes, model.spec.box_labels, out, cam_maps=maps)
     if out is not None:
         write_parquet(findings, out / FINDINGS_OUT)
     return result
