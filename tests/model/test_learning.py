@@ -28,7 +28,7 @@ import pytest
 from .model_helpers import make_model_data
 
 SETTINGS = {"batch_size": 16, "threads": 2, "seed": 0, "val_fraction": 0.1}
-# --pool auto: lse with box-trained class maps (BOXED), avg with gradient-map CAM boxes (WEAK)
+# --pool auto: lse with box-trained class maps (BOXED), avg with CAM sharpened by LayerCAM (WEAK)
 BOXED = {"image_size": 224, "epochs": 14, "det_weight": 2.0, "balanced": True}
 WEAK = {"image_size": 256, "epochs": 16, "boxes": False, "augment": False}
 
