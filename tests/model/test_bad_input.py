@@ -134,7 +134,8 @@ def test_bad_user_weights(cli, model_data: ModelData, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flag", "value", "problem"),
     [("--epochs", "0", "must be at least 1"), ("--lr", "-1", "must be positive"),
-     ("--val-fraction", "1", "must be in [0, 1)"), ("--det-weight", "-0.5", "must be >= 0")],
+     ("--val-fraction", "1", "must be in [0, 1)"), ("--det-weight", "-0.5", "must be >= 0"),
+     ("--ema", "1", "must be in [0, 1)")],
 )  # fmt: skip
 def test_a_bad_setting_names_its_flag_and_writes_nothing(
     model_data: ModelData, tmp_path: Path, cli, flag: str, value: str, problem: str

@@ -1,4 +1,4 @@
-"""CAM sharpened by LayerCAM at stride 8: LayerCAM against its definition, the network's sharpened maps
+"""CAM sharpened by LayerCAM at stride 4: LayerCAM against its definition, the network's sharpened maps
 against a reference computed another way, and the choice of maps per network."""
 
 from __future__ import annotations
@@ -78,11 +78,12 @@ def test_sharpened_maps_match_a_backward_pass_per_image(pool: str) -> None:
         for j, k in enumerate(chosen):
             levels.clear()
             out = model(images[b : b + 1])
-            levels["c3"].retain_grad()
+            c2 = levels["c2"]
+            assert c2.shape[-2:] == (16, 16)  # stride 4
+            c2.retain_grad()
             out["logits"][0, k].backward()
-            c3 = levels["c3"]
-            assert c3.grad is not None
-            fine = to_input(layer_cam(c3.detach(), c3.grad)[:, None], 64)
+            assert c2.grad is not None
+            fine = to_input(layer_cam(c2.detach(), c2.grad)[:, None], 64)
             expected = sharpen(plain[b : b + 1, j : j + 1], fine)[0, 0]
             assert torch.allclose(maps[b, j], expected, atol=1e-4), (b, k)
     assert model.sharpened_maps(images, [], 64).shape == (2, 0, 64, 64)

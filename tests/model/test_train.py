@@ -114,13 +114,14 @@ KILL_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("ema", [0.0, 0.9])
 def test_killed_mid_epoch_then_resumed_reaches_the_same_weights(
-    model_data: ModelData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    model_data: ModelData, tmp_path: Path, capsys: pytest.CaptureFixture[str], ema: float
 ) -> None:
     from cxrlab.model.checkpoint import load_checkpoint
     from cxrlab.model.train import train
 
-    settings = {"epochs": 2, "batch_size": 4, "val_fraction": 0.2}
+    settings = {"epochs": 2, "batch_size": 4, "val_fraction": 0.2, "ema": ema}
     reference = train(tiny_config(model_data, tmp_path / "straight", **settings))
     killed = tiny_config(model_data, tmp_path / "killed", **settings)
     proc = subprocess.run(
@@ -134,12 +135,43 @@ def test_killed_mid_epoch_then_resumed_reaches_the_same_weights(
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 0  # epoch 2 was cut short
     resumed = run_cli(capsys, "train", "--resume", tmp_path / "killed")
     assert resumed.returncode == 0, resumed.stderr
-    a, b = _weights(reference.run / "last.pt"), _weights(tmp_path / "killed" / "last.pt")
-    assert a.keys() == b.keys()
-    different = [k for k in a if not torch.equal(a[k], b[k])]
-    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+    for entry in ("model", "trained") if ema else ("model",):  # with ema: the average, the trained weights
+        a = load_checkpoint(reference.run / "last.pt")[entry]
+        b = load_checkpoint(tmp_path / "killed" / "last.pt")[entry]
+        assert a.keys() == b.keys()
+        different = [k for k in a if not torch.equal(a[k], b[k])]
+        assert not different, f"{entry}: {len(different)} tensors differ, e.g. {different[:3]}"
     log = pd.read_csv(tmp_path / "killed" / "metrics.csv")
     assert log["epoch"].tolist() == [1, 2]
+
+
+def test_the_moving_average_of_the_weights_is_what_a_run_keeps(model_data: ModelData, tmp_path: Path) -> None:
+    """--ema: the checkpoint's model is the exponential moving average of the weights after every step
+    (checked against the average taken by hand), the trained weights are kept beside it for --resume."""
+    from cxrlab.model.checkpoint import load_checkpoint, load_model
+    from cxrlab.model.train import train
+
+    steps: list[dict[str, torch.Tensor]] = []
+
+    def keep(epoch: int, step: int, model: torch.nn.Module) -> None:
+        steps.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    decay = 0.8
+    train(tiny_config(model_data, tmp_path / "run", epochs=2, ema=decay, lr=3e-3), on_step=keep)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["average_steps"] == len(steps) > 2
+    expected = dict(steps[0])
+    for weights in steps[1:]:
+        expected = {k: decay * expected[k] + (1 - decay) * v if v.is_floating_point() else v
+                    for k, v in weights.items()}  # fmt: skip
+    floating = [k for k, v in expected.items() if v.is_floating_point()]
+    for key in floating:
+        assert torch.allclose(state["model"][key], expected[key], atol=1e-6), key
+        assert torch.equal(state["trained"][key], steps[-1][key]), key
+    moved = [k for k in floating if not torch.allclose(state["model"][k], state["trained"][k], atol=1e-6)]
+    assert len(moved) > len(floating) // 2, "the average must differ from the last weights"
+    model, _ = load_model(tmp_path / "run" / "last.pt")  # what predict and evaluate use
+    assert torch.equal(model.state_dict()[floating[0]], state["model"][floating[0]])
 
 
 def test_predict_and_evaluate_from_the_cli(
@@ -413,7 +445,7 @@ def test_pyramid_cells_keep_the_backbones_centres() -> None:
 
 def test_cam_cells_sit_on_the_input_pixels_their_convolutions_centre_on() -> None:
     """A cell of a stride-s level is centred on input pixel s * m (checked against the input gradient of a
-    ResNet-18's C3 and C5 cells); ``to_input`` puts it there, where an image resize would put it half a
+    ResNet-18's C2, C3 and C5 cells); ``to_input`` puts it there, where an image resize would put it half a
     cell further down and right."""
     from cxrlab.model.cam import to_input
     from cxrlab.model.data import model_labels
@@ -425,7 +457,7 @@ def test_cam_cells_sit_on_the_input_pixels_their_convolutions_centre_on() -> Non
     x = torch.rand(1, 1, 256, 256, requires_grad=True)
     levels = model.detector.backbone.body(x)
     yy, xx = torch.meshgrid(torch.arange(256.0), torch.arange(256.0), indexing="ij")
-    for name in ("c3", "c5"):
+    for name in ("c2", "c3", "c5"):
         fmap = levels[name]
         cells = fmap.shape[-1]
         i = j = cells // 2  # the middle cell: the borders' zero padding does not pull its gradient aside

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 CAM_METHOD_HELP = (
     "Where CAM boxes come from: auto (layercam for an average-pooled classifier, else cam), cam (the "
-    "network's class maps) or layercam (the class maps sharpened by LayerCAM at stride 8)."
+    "network's class maps) or layercam (the class maps sharpened by LayerCAM at stride 4)."
 )
 TRAIN_SETTINGS = (
     "epochs",
@@ -28,6 +28,7 @@ TRAIN_SETTINGS = (
     "image_size",
     "lr",
     "det_weight",
+    "ema",
     "val_fraction",
     "targets",
     "pool",
@@ -115,6 +116,10 @@ def train_cmd(
     det_weight: Annotated[
         float | None, typer.Option(help="Weight of the detection losses against the classification loss.")
     ] = None,
+    ema: Annotated[
+        float | None,
+        typer.Option(help="Decay of a moving average of the weights, validated and kept (0: off)."),
+    ] = None,
     val_fraction: Annotated[float | None, typer.Option(help="Validation share (by patient).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of split, order, augmentation, init.")] = None,
     workers: Annotated[int | None, typer.Option(help="Data loader processes (0: in process).")] = None,
@@ -144,7 +149,7 @@ def train_cmd(
                 config, tables=str(tables) if tables else None, images=str(images) if images else None,
                 out=str(out) if out else None, labels=labels, arch=arch, image_size=image_size, epochs=epochs,
                 batch_size=batch_size, lr=lr, targets=targets, pool=pool, map_stride=map_stride, boxes=boxes,
-                balanced=balanced, det_weight=det_weight, val_fraction=val_fraction, seed=seed,
+                balanced=balanced, det_weight=det_weight, ema=ema, val_fraction=val_fraction, seed=seed,
                 workers=workers, threads=threads, weights=str(weights) if weights else None, name=name,
             )  # fmt: skip
     result = train(cfg, resume=resume is not None, progress=True)

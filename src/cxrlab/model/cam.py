@@ -11,8 +11,8 @@ second nodule gets its own; ``core`` tightens each box to the part of its region
 
 A map's peak can only sit on a cell centre (bilinear interpolation peaks there): a stride-32 CAM puts its
 box on a 32-px grid, which a nodule of 6-14 px rarely holds. :func:`sharpen` places it finer: the class map
-says where the label's evidence is, LayerCAM at stride 8 (from the gradients of the logit) which cells' own
-features carry it.
+says where the label's evidence is, LayerCAM at stride 4 (from the gradients of the logit) which cells' own
+features carry it. (At stride 8 the peak of a small nodule still fell on its edge, the box outside it.)
 """
 
 from __future__ import annotations

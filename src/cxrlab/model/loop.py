@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from cxrlab.model.data import CxrDataset, EpochSampler, collate
@@ -72,8 +73,10 @@ def run_epoch(
     *,
     progress: bool = False,
     on_step: Callable[[int, int, torch.nn.Module], None] | None = None,
+    average: AveragedModel | None = None,
 ) -> dict[str, float]:
-    """Train one epoch; returns its row of the metrics log (losses averaged over the epoch's images)."""
+    """Train one epoch; returns its row of the metrics log (losses averaged over the epoch's images).
+    ``average``, the moving average of the weights, is updated after every step."""
     torch.manual_seed(epoch_seed(config.seed, epoch))
     sampler.set_epoch(epoch)
     data.set_epoch(epoch)
@@ -96,6 +99,8 @@ def run_epoch(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if average is not None:
+                average.update_parameters(getattr(model, "module", model))
             n = len(batch["y"])
             seen += n
             for key, value in (("loss", float(loss.detach())), ("cls", cls), ("det", det)):

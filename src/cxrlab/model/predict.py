@@ -96,7 +96,7 @@ def _to_original(files: ImageFiles, ids: list[str], boxes: np.ndarray, size: int
 CAM_METHODS: dict[str, str] = {
     "auto": "layercam for a network with an average-pooled classifier, cam otherwise",
     "cam": "the network's class maps (the average-pooled classifier's CAM, the log-sum-exp class maps)",
-    "layercam": "the class maps sharpened by LayerCAM at stride 8 (cxrlab.model.cam.sharpen)",
+    "layercam": "the class maps sharpened by LayerCAM at stride 4 (cxrlab.model.cam.sharpen)",
 }
 """Where CAM boxes come from (``--cam-method``). ``auto`` keeps the class maps that boxes trained (lse
 pooling) and sharpens the maps where the only map is the average-pooled classifier's, whose stride-32

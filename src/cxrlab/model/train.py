@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from cxrlab.atomic import write_text_atomic
@@ -297,7 +298,7 @@ def _train(
     history: list[dict[str, float]] = []
     start, best_epoch, best_value = 0, -1, float("nan")
     if state is not None:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state.get("trained", state["model"]))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history = int(state["epoch"]) + 1, list(state["history"])
@@ -306,6 +307,8 @@ def _train(
         run.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
         data.split.to_parquet(run / SPLIT_FILE, index=False)
+    average = _moving_average(model, config.ema, state, run / LAST)
+    kept: CxrNet = average.module if average is not None else model  # type: ignore[assignment]
     wrapped = rt.wrap(model, find_unused=not model.detects)
     loss_fn = lambda batch: _losses(model, wrapped, batch, rt, config.det_weight)  # noqa: E731
     for epoch in range(start, config.epochs):
@@ -321,9 +324,10 @@ def _train(
             rt,
             progress=progress,
             on_step=on_step,
+            average=average,
         )
         if data.val is not None and rt.rank == 0:
-            row["val_loss"], row["val_auroc"] = validate(model, data.val, rt, config.batch_size)
+            row["val_loss"], row["val_auroc"] = validate(kept, data.val, rt, config.batch_size)
         history.append(row)
         value = row.get(config.best_metric, float("nan"))
         better = _improves(value, best_value, config.best_metric) or best_epoch < 0
@@ -332,7 +336,8 @@ def _train(
         if rt.rank == 0:
             snapshot = {
                 "spec": data.spec.to_dict(),
-                "model": model.state_dict(),
+                "model": kept.state_dict(),
+                **_trained_state(model, average),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch,
@@ -349,6 +354,30 @@ def _train(
             write_model_card(run, config, data, history, best_epoch)
         rt.barrier()
     return TrainResult(run, len(history), best_epoch, best_value, history, data.notes)
+
+
+def _moving_average(
+    model: CxrNet, decay: float, state: dict[str, Any] | None, where: Path
+) -> AveragedModel | None:
+    """The moving average of ``model``'s weights and buffers (None when ``decay`` is 0), or the one a
+    checkpoint ``state`` kept: its ``model`` entry, with the trained weights under ``trained``."""
+    if not decay:
+        return None
+    average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if state is not None:
+        if "trained" not in state:
+            raise CxrlabError(f"{where}: the checkpoint keeps no moving average of the weights (ema)")
+        average.module.load_state_dict(state["model"])
+        average.n_averaged.fill_(int(state["average_steps"]))
+    return average
+
+
+def _trained_state(model: CxrNet, average: AveragedModel | None) -> dict[str, Any]:
+    """With a moving average, the checkpoint's ``model`` is the average; the trained weights, which
+    training continues from, are kept beside it."""
+    if average is None:
+        return {}
+    return {"trained": model.state_dict(), "average_steps": int(average.n_averaged)}
 
 
 def _improves(value: float, best: float, metric: str) -> bool:
