@@ -170,6 +170,7 @@ def test_the_moving_average_of_the_weights_is_what_a_run_keeps(model_data: Model
         assert torch.equal(state["trained"][key], steps[-1][key]), key
     moved = [k for k in floating if not torch.allclose(state["model"][k], state["trained"][k], atol=1e-6)]
     assert len(moved) > len(floating) // 2, "the average must differ from the last weights"
+    assert "weights: their moving average (decay 0.8)" in (tmp_path / "run" / "model_card.md").read_text()
     model, _ = load_model(tmp_path / "run" / "last.pt")  # what predict and evaluate use
     assert torch.equal(model.state_dict()[floating[0]], state["model"][floating[0]])
 

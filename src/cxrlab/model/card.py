@@ -82,7 +82,8 @@ def write_model_card(
         f"- Initial weights: {config.weights or 'none (trained from scratch)'}",
         f"- Training: {len(history)} of {config.epochs} epochs, batch {config.batch_size}, AdamW lr "
         f"{config.lr:g}, seed {config.seed}, augmentation {'on' if config.augment else 'off'}, "
-        f"class-balanced sampling {'on' if config.balanced else 'off'}",
+        f"class-balanced sampling {'on' if config.balanced else 'off'}"
+        + (f", weights: their moving average (decay {config.ema:g})" if config.ema else ""),
         "",
         *_data_section(config, data),
         "",
