@@ -58,8 +58,12 @@ CASES: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
     ("nih verify S --check BAD", "--check", _allowed("cxrlab.datasets.nih_archives", "CHECK_MODES")),
     ("train T --images S --out O --labels BAD", "--labels", _allowed("cxrlab.model.data", "LABEL_SETS")),
     ("train T --images S --out O --arch BAD", "--arch", _allowed("cxrlab.model.network", "ARCHITECTURES")),
-    ("train T --images S --out O --targets BAD", "--targets", _allowed("cxrlab.model.data", "TARGET_MODES")),
-    ("train T --images S --out O --pool BAD", "--pool", _allowed("cxrlab.model.network", "POOL_CHOICES")),
+    (
+        "train T --images S --out O --targets BAD",
+        "--targets",
+        _allowed("cxrlab.model.config", "TARGET_MODES"),
+    ),
+    ("train T --images S --out O --pool BAD", "--pool", _allowed("cxrlab.model.config", "POOL_CHOICES")),
     (
         "predict R S --out O --checkpoint BAD",
         "--checkpoint",

@@ -129,9 +129,9 @@ def train_cmd(
 ) -> None:
     """Train the classifier + detector; checkpoints, metrics.csv, loss/metric plots, model card in the run."""
     from cxrlab.errors import UsageError
-    from cxrlab.model.config import resolve_config
-    from cxrlab.model.data import LABEL_SETS, TARGET_MODES
-    from cxrlab.model.network import ARCHITECTURES, POOL_CHOICES
+    from cxrlab.model.config import POOL_CHOICES, TARGET_MODES, resolve_config
+    from cxrlab.model.data import LABEL_SETS
+    from cxrlab.model.network import ARCHITECTURES
     from cxrlab.model.train import train
 
     choices = ((labels, LABEL_SETS, "--labels"), (arch, ARCHITECTURES, "--arch"),

@@ -10,10 +10,40 @@ from pathlib import Path
 from typing import Any
 
 from cxrlab.errors import ParameterError, UsageError
+from cxrlab.params import check_choice
 
-__all__ = ["CONFIG_FILE", "TrainConfig", "resolve_config"]
+__all__ = [
+    "BEST_METRICS",
+    "CONFIG_FILE",
+    "MAP_STRIDES",
+    "POOLINGS",
+    "POOL_CHOICES",
+    "TARGET_MODES",
+    "TrainConfig",
+    "resolve_config",
+]
 
 CONFIG_FILE = "config.json"
+# The fixed choices of the settings, here (free of torch) for the config's checks; the network and the data
+# modules use them.
+POOLINGS: dict[str, str] = {
+    "avg": "a linear layer on the average-pooled C5 and P3 (the classic CAM network)",
+    "lse": "a per-location classifier on P3 whose class maps are pooled by log-sum-exp (ChestX-ray8's "
+    "global pooling): a finding of a few pixels is not averaged away, and the map is the decision",
+    "avg+lse": "the sum of both logits",
+}
+"""The classifier's poolings a network is built with."""
+POOL_CHOICES: dict[str, str] = {
+    "auto": "lse where boxes train the class maps, avg without boxes (lse alone did not learn from "
+    "scratch without them)",
+    **POOLINGS,
+}
+"""The values of ``--pool``: a pooling, or ``auto`` (the default), resolved when training starts."""
+MAP_STRIDES = (4, 8)
+"""Strides the per-location class maps can have: P3 (8), or P2 (4), a pyramid level added for them alone."""
+TARGET_MODES = ("majority", "soft")
+"""How the readers' labels become targets: the majority's 0/1, or the share of the readers (soft)."""
+BEST_METRICS = ("val_auroc", "val_loss")
 
 
 @dataclass
@@ -51,7 +81,7 @@ class TrainConfig:
     fpn_channels: int = 64
     head_convs: int = 2
     pool: str = "auto"
-    """The classifier's pooling (``cxrlab.model.network.POOL_CHOICES``): auto, avg, lse or avg+lse. ``auto``
+    """The classifier's pooling (:data:`POOL_CHOICES`): auto, avg, lse or avg+lse. ``auto``
     is lse with boxes (the box labels' class maps trained on the boxes: macro AUROC 0.95 vs 0.93 for avg on a
     phantom VinDr-CXR) and avg without (lse alone sat at the label priors from scratch; the CAM boxes of
     an avg network come from its class maps sharpened by LayerCAM, ``cxrlab.model.predict.CAM_METHODS``)."""
@@ -70,28 +100,16 @@ class TrainConfig:
             ("det_weight", self.det_weight >= 0, f"must be >= 0, got {self.det_weight}"),
             ("ema", 0 <= self.ema < 1, f"must be in [0, 1), got {self.ema}"),
             ("val_fraction", 0 <= self.val_fraction < 1, f"must be in [0, 1), got {self.val_fraction}"),
-            (
-                "targets",
-                self.targets in ("majority", "soft"),
-                f"must be majority or soft, not {self.targets}",
-            ),
-            (
-                "best_metric",
-                self.best_metric in ("val_auroc", "val_loss"),
-                f"must be val_auroc or val_loss, not {self.best_metric}",
-            ),
-            (
-                "pool",
-                self.pool in ("auto", "avg", "lse", "avg+lse"),
-                f"must be auto, avg, lse or avg+lse, not {self.pool}",
-            ),
-            ("map_stride", self.map_stride in (4, 8), f"must be 4 or 8, got {self.map_stride}"),
+            ("map_stride", self.map_stride in MAP_STRIDES, f"must be 4 or 8, got {self.map_stride}"),
             ("workers", self.workers >= 0, f"must be >= 0, got {self.workers}"),
             ("threads", self.threads >= 0, f"must be >= 0, got {self.threads}"),
         ]
         for parameter, ok, problem in checks:
             if not ok:
                 raise ParameterError(parameter, problem)
+        check_choice(self.targets, TARGET_MODES, "targets")
+        check_choice(self.best_metric, BEST_METRICS, "best_metric")
+        check_choice(self.pool, POOL_CHOICES, "pool")
         if not self.name:
             self.name = Path(self.out).name or "model"
 

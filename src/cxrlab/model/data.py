@@ -30,6 +30,7 @@ from torchvision.transforms import v2
 
 from cxrlab.errors import CxrlabError
 from cxrlab.labels.export import read_manifest
+from cxrlab.model.config import TARGET_MODES
 from cxrlab.params import check_choice
 from cxrlab.tables import BOX_COLUMNS, CONSENSUS, has_box
 from cxrlab.taxonomy import LabelSet, get_label_set
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 LABEL_SETS = {"vindr": "vindr", "nih": "nih", "challenge": "vindr-challenge"}
-TARGET_MODES = ("majority", "soft")
 
 
 def model_labels(name: str, boxes: bool = True) -> tuple[LabelSet, tuple[str, ...], tuple[str, ...]]:

@@ -38,6 +38,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from cxrlab.errors import CxrlabError, UsageError
 from cxrlab.model.boxmaps import PRIOR, box_map_loss
 from cxrlab.model.cam import activation_maps, layer_cam, sharpen, to_input
+from cxrlab.model.config import MAP_STRIDES, POOL_CHOICES, POOLINGS
 from cxrlab.params import check_choice
 
 __all__ = [
@@ -70,24 +71,9 @@ ARCHITECTURES: dict[str, tuple[str, str, str, str]] = {
     "efficientnet_b0": ("features.2", "features.3", "features.5", "features.8"),
     "convnext_tiny": ("features.1", "features.3", "features.5", "features.7"),
 }
-MAP_STRIDES = (4, 8)
-"""Strides the per-location class maps can have: P3 (8), or P2 (4), a pyramid level added for them alone."""
 GREY_MEAN = 0.449
 """ImageNet's channel means averaged: the grey input is normalised as the replicated image would be."""
 GREY_STD = 0.226
-POOLINGS: dict[str, str] = {
-    "avg": "a linear layer on the average-pooled C5 and P3 (the classic CAM network)",
-    "lse": "a per-location classifier on P3 whose class maps are pooled by log-sum-exp (ChestX-ray8's "
-    "global pooling): a finding of a few pixels is not averaged away, and the map is the decision",
-    "avg+lse": "the sum of both logits",
-}
-"""The classifier's poolings a network is built with."""
-POOL_CHOICES: dict[str, str] = {
-    "auto": "lse where boxes train the class maps, avg without boxes (lse alone did not learn from "
-    "scratch without them)",
-    **POOLINGS,
-}
-"""The values of ``--pool``: a pooling, or ``auto`` (the default), resolved when training starts."""
 LSE_SHARPNESS = 10.0
 """The log-sum-exp pooling's r: close to the maximum over a few locations, still giving every location a
 gradient."""
