@@ -26,12 +26,6 @@ def model_data(tmp_path_factory: pytest.TempPathFactory) -> ModelData:
     return make_model_data(tmp_path_factory.mktemp("model-data"))
 
 
-def _weights(path: Path) -> dict[str, torch.Tensor]:
-    from cxrlab.model.checkpoint import load_checkpoint
-
-    return load_checkpoint(path)["model"]
-
-
 def test_tiny_training_learns_and_writes_its_run(model_data: ModelData, tmp_path: Path) -> None:
     from cxrlab.model.checkpoint import load_model
     from cxrlab.model.train import train
