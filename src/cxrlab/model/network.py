@@ -100,6 +100,11 @@ class NetworkSpec:
     """The pyramid's top-down upsampling: ``aligned`` (:func:`upsample_cells`) or torchvision's ``nearest``,
     which checkpoints saved before the choice existed used."""
 
+    @property
+    def p2_maps(self) -> bool:
+        """Whether the class maps are read off a P2 pyramid level (lse pooling at stride 4)."""
+        return self.map_stride == 4 and "lse" in self.pool
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "arch": self.arch,
@@ -261,9 +266,8 @@ class CxrNet(nn.Module):
         with torch.no_grad():
             body.eval()
             channels = [int(v.shape[1]) for v in body(torch.zeros(1, 1, 64, 64)).values()]
-        self.fine_maps = spec.map_stride == 4 and "lse" in spec.pool
         aligned = spec.fpn_upsample == "aligned"
-        pyramid = _PyramidBackbone(body, channels, spec.fpn_channels, aligned, self.fine_maps)
+        pyramid = _PyramidBackbone(body, channels, spec.fpn_channels, aligned, spec.p2_maps)
         n_box = max(1, len(spec.box_labels))  # FCOS needs a class; unused when there are no box labels
         head = FCOSHead(spec.fpn_channels, 1, n_box, num_convs=spec.head_convs)
         self.detector = FCOS(
@@ -307,7 +311,7 @@ class CxrNet(nn.Module):
             c5 = torch.relu(c5)  # densenet's norm5 output is rectified before its classifier
         pyramid = list(self.detector.backbone.pyramid(levels).values())
         finest = pyramid[0]
-        if self.fine_maps:  # P2 serves the class maps alone; the classifier and FCOS start at P3
+        if self.spec.p2_maps:  # P2 serves the class maps alone; the classifier and FCOS start at P3
             pyramid = pyramid[1:]
         out: dict[str, Any] = {"cam_features": (c5, pyramid[0])}
         logits = []
